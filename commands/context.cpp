@@ -1,0 +1,98 @@
+#include "context.hpp"
+
+#include "mlops/core/logging.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <iostream>
+#include <unistd.h>
+
+namespace mlops::cli {
+
+namespace {
+
+std::optional<std::string> env(const char* name)
+{
+  const char* value = std::getenv(name);
+  return value ? std::optional<std::string>(value) : std::nullopt;
+}
+
+// NO_COLOR (https://no-color.org) and --no-color win; otherwise colour only on a terminal.
+bool wants_color(bool no_color, int fd)
+{
+  return !no_color && !env("NO_COLOR") && isatty(fd) && env("TERM").value_or("dumb") != "dumb";
+}
+
+} // namespace
+
+void Context::start()
+{
+  if (m_output) {
+    return;
+  }
+  OutputStyle style;
+  style.json = options.json;
+  style.quiet = options.quiet;
+  style.color = wants_color(options.no_color, STDOUT_FILENO);
+  style.error_color = wants_color(options.no_color, STDERR_FILENO);
+  m_output.emplace(style, std::cout, std::cerr);
+  setup_logging(LogSettings{options.quiet ? -1 : options.verbosity, env("MLOPS_LOG"), style.error_color});
+}
+
+Output& Context::out()
+{
+  start();
+  return *m_output;
+}
+
+std::optional<std::filesystem::path> Context::explicit_home() const
+{
+  if (options.home.empty()) {
+    return std::nullopt;
+  }
+  return std::filesystem::path(options.home);
+}
+
+store::DatabaseOptions Context::database_options() const
+{
+  store::DatabaseOptions database_options;
+  if (auto value = env("MLOPS_BUSY_TIMEOUT_MS")) {
+    long long millis = 0;
+    auto [end, error] = std::from_chars(value->data(), value->data() + value->size(), millis);
+    if (error != std::errc() || end != value->data() + value->size() || millis < 0) {
+      throw Error(ExitCode::usage, fmt::format("MLOPS_BUSY_TIMEOUT_MS={} is not a number of "
+                                               "milliseconds, use for example 30000",
+                                               *value));
+    }
+    database_options.busy_timeout = std::chrono::milliseconds(millis);
+  }
+  return database_options;
+}
+
+const Home& Context::home()
+{
+  if (!m_home) {
+    m_home.emplace(locate_home(explicit_home(), std::filesystem::current_path()));
+  }
+  return *m_home;
+}
+
+store::Database& Context::database()
+{
+  if (!m_database) {
+    m_database.emplace(home().open_database(database_options()));
+  }
+  return *m_database;
+}
+
+void Context::fail_after_result(const Error& error)
+{
+  OutputStyle style = out().style();
+  style.json = false;  // The JSON result was the document; the error line is for people.
+  Output(style, std::cout, std::cerr).error(error);
+  m_exit_code = error.code();
+}
+
+} // namespace mlops::cli

@@ -1,0 +1,52 @@
+#pragma once
+// What every command handler gets: the global options, and the output, home and database, each
+// set up on first use so that commands which need none of them (version, completion) stay fast.
+
+#include "mlops/core/error.hpp"
+#include "mlops/core/output.hpp"
+#include "mlops/home/home.hpp"
+#include "mlops/store/database.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace mlops::cli {
+
+struct GlobalOptions
+{
+  std::string home;  // --home, or MLOPS_HOME
+  bool json = false;
+  bool quiet = false;
+  bool no_color = false;
+  int verbosity = 0;
+};
+
+class Context
+{
+public:
+  GlobalOptions options;
+
+  // Sets up logging and output from the parsed global options. Runs before every handler.
+  void start();
+
+  Output& out();
+  std::optional<std::filesystem::path> explicit_home() const;
+  store::DatabaseOptions database_options() const;
+  const Home& home();
+  store::Database& database();
+
+  // For commands whose result is itself the failure report (`db check`): the result is printed,
+  // the error goes to stderr only (so --json output stays one document), and mlops exits with
+  // the error's code.
+  void fail_after_result(const Error& error);
+  ExitCode exit_code() const { return m_exit_code; }
+
+private:
+  std::optional<Output> m_output;
+  std::optional<Home> m_home;
+  std::optional<store::Database> m_database;
+  ExitCode m_exit_code = ExitCode::ok;
+};
+
+} // namespace mlops::cli

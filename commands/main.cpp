@@ -1,0 +1,156 @@
+// mlops: the command line. Nouns are registered in one table below; each noun's verbs live in
+// their own file. All logic is in the core library; this file only parses and reports.
+
+#include "context.hpp"
+#include "nouns.hpp"
+
+#include "mlops/core/build_info.hpp"
+#include "mlops/core/interrupt.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iostream>
+#include <string_view>
+
+namespace mlops::cli {
+
+namespace {
+
+struct Noun
+{
+  const char* name;
+  const char* summary;
+  NounSetup setup;
+};
+
+// Every noun of mlops, in the order --help lists them. Nouns whose issue has not landed use
+// setup_planned, so that scripts and users see the whole shape of the tool from day one.
+constexpr Noun nouns[] = {
+  {"init", "Create an mlops home (.mlops/) in a directory", setup_init},
+  {"hash", "Hash files and directories by content (SHA-256)", setup_planned},
+  {"artifact", "Store, fetch and verify content-addressed artifacts", setup_planned},
+  {"data", "Version datasets: add, diff, status, checkout", setup_planned},
+  {"exp", "Manage experiments", setup_planned},
+  {"run", "Track runs: params, metrics, artifacts, search", setup_planned},
+  {"model", "Model registry: versions, aliases, lineage, gates", setup_planned},
+  {"serve", "Serve model versions on the bundled worker", setup_planned},
+  {"deploy", "Promote model versions by canary or blue-green", setup_planned},
+  {"db", "Check and migrate the metadata database", setup_db},
+  {"completion", "Print shell completion for bash, zsh or fish", setup_completion},
+  {"version", "Print the versions of mlops and its libraries", setup_version},
+  {"manpage", "", setup_manpage},  // Hidden: generates the man page at build time.
+};
+
+void add_global_options(CLI::App& app, GlobalOptions& options)
+{
+  app.add_option("--home", options.home, "Use the mlops home in DIR instead of searching upward")
+    ->envname("MLOPS_HOME")
+    ->type_name("DIR");
+  app.add_flag("--json", options.json, "Print one JSON document on stdout");
+  app.add_flag("-q,--quiet", options.quiet, "Print only results and errors");
+  app.add_flag("-v,--verbose", options.verbosity, "Log more on stderr (repeat for more)");
+  app.add_flag("--no-color", options.no_color, "Never colour the output");
+  app.set_version_flag("--version", fmt::format("mlops {}", mlops_version()),
+                       "Print the version and exit");
+}
+
+// Parse errors happen before --json may have been read, so look for it in the raw arguments.
+bool json_requested(int argc, char** argv)
+{
+  for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) {
+    if (std::string_view(argv[i]) == "--json") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The words of the deepest command the parser reached ("mlops db"), for error messages.
+const CLI::App* deepest_command(const CLI::App& app, std::string& path)
+{
+  path += path.empty() ? app.get_name() : " " + app.get_name();
+  auto chosen = app.get_subcommands();
+  return chosen.empty() ? &app : deepest_command(*chosen.front(), path);
+}
+
+// CLI11 reports `mlops bogus` as "a subcommand is required"; say what the user got wrong.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& error)
+{
+  std::string path;
+  const CLI::App* command = deepest_command(app, path);
+  // With fallthrough, the words a command did not take end up with its parents.
+  auto extra = app.remaining(true);
+  if (!extra.empty() && command->get_require_subcommand_min() > 0 &&
+      command->get_subcommands().empty()) {
+    return fmt::format("unknown command `{} {}`, run `{} --help` for the list", path,
+                       extra.front(), path);
+  }
+  std::string message = error.what();
+  if (message.size() > 1 && std::islower(static_cast<unsigned char>(message[1]))) {
+    message[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(message[0])));
+  }
+  return fmt::format("{}, run `{} --help` for usage", message, path);
+}
+
+} // namespace
+
+int run(int argc, char** argv)
+{
+  install_interrupt_handlers();
+  Context context;
+  CLI::App app("one-binary MLOps control plane", "mlops");
+  app.fallthrough();  // Global options may follow the command: `mlops db check --json`.
+  app.require_subcommand(1);
+  app.footer("Run `mlops COMMAND --help` for a command's options. Exit codes: `man mlops`.");
+  add_global_options(app, context.options);
+  for (const auto& noun : nouns) {
+    auto* sub = app.add_subcommand(noun.name, noun.summary);
+    // An empty group hides a subcommand from --help and completions.
+    sub->group(noun.setup == setup_planned ? "Planned"
+               : *noun.summary == '\0'      ? ""
+                                            : "Commands");
+    noun.setup(*sub, context);
+  }
+
+  try {
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& help) {
+      return app.exit(help);
+    } catch (const CLI::CallForAllHelp& help) {
+      return app.exit(help);
+    } catch (const CLI::CallForVersion& version) {
+      return app.exit(version);
+    } catch (const CLI::ParseError& error) {
+      context.options.json = context.options.json || json_requested(argc, argv);
+      throw Error(ExitCode::usage, usage_message(app, error));
+    }
+  } catch (const Error& error) {
+    context.out().error(error);
+    return error.exit_status();
+  } catch (const std::exception& error) {
+    // A bug or an unexpected library failure: still one clear line and a failure code.
+    Error wrapped(ExitCode::failure, fmt::format("unexpected failure: {}", error.what()));
+    context.out().error(wrapped);
+    return wrapped.exit_status();
+  }
+  return static_cast<int>(context.exit_code());
+}
+
+void on_run(CLI::App& app, Context& context, std::function<void()> handler)
+{
+  app.callback([&context, handler = std::move(handler)] {
+    context.start();
+    throw_if_interrupted();
+    handler();
+  });
+}
+
+} // namespace mlops::cli
+
+int main(int argc, char** argv)
+{
+  return mlops::cli::run(argc, argv);
+}

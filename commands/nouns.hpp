@@ -1,0 +1,29 @@
+#pragma once
+// The setup function of every noun. Each declares its verbs and options on the subcommand that
+// main.cpp created for it, and runs them through Context; nothing outside commands/ sees CLI11.
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace mlops::cli {
+
+class Context;
+
+using NounSetup = void (*)(CLI::App& noun, Context& context);
+
+void setup_init(CLI::App& noun, Context& context);
+void setup_db(CLI::App& noun, Context& context);
+void setup_version(CLI::App& noun, Context& context);
+void setup_completion(CLI::App& noun, Context& context);
+void setup_manpage(CLI::App& noun, Context& context);
+
+// Nouns whose issue has not landed yet: listed in --help under "Planned", and a clear error when run.
+void setup_planned(CLI::App& noun, Context& context);
+
+// Makes `app` run `handler` when it is the command the user chose (after global options apply).
+void on_run(CLI::App& app, Context& context, std::function<void()> handler);
+
+} // namespace mlops::cli

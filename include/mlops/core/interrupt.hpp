@@ -1,0 +1,24 @@
+#pragma once
+// SIGINT and SIGTERM end a command cleanly: the handler only records the signal and pokes the
+// registered hooks (SQLite's sqlite3_interrupt, which its own shell also calls from a handler);
+// the command notices at its next check, unwinds through destructors (rolling back open
+// transactions) and main() exits with ExitCode::interrupted. A second signal exits at once.
+
+namespace mlops {
+
+void install_interrupt_handlers();
+
+// The signal that asked us to stop, or 0.
+int interrupt_signal();
+bool interrupted();
+
+// Throws Error(ExitCode::interrupted) when a signal arrived. Long loops call it between steps.
+void throw_if_interrupted();
+
+// A function the handler calls on the first signal, for work blocked where a flag is not seen.
+// It must be async-signal-safe. At most a few hooks at a time; remove before ctx dies.
+using InterruptHook = void (*)(void* ctx);
+void add_interrupt_hook(InterruptHook hook, void* ctx);
+void remove_interrupt_hook(InterruptHook hook, void* ctx);
+
+} // namespace mlops

@@ -1,0 +1,118 @@
+#include "mlops/home/home.hpp"
+
+#include "mlops/core/error.hpp"
+#include "mlops/home/config.hpp"
+#include "mlops/store/migrations.hpp"
+#include "mlops/util/file.hpp"
+
+#include <fmt/format.h>
+#include <fmt/std.h>
+
+#include <system_error>
+
+namespace mlops {
+
+namespace fs = std::filesystem;
+
+Home::Home(fs::path dir) : m_dir(std::move(dir)) {}
+
+store::Database Home::open_database(const store::DatabaseOptions& options) const
+{
+  if (!fs::exists(database_path())) {
+    throw Error(ExitCode::not_found,
+                fmt::format("the home {} has no database (mlops.db is missing), run `mlops init {}` "
+                            "to create a new one",
+                            m_dir, m_dir.parent_path()));
+  }
+  auto db = store::Database::open(database_path(), options);
+  int version = store::schema_version(db);
+  if (version != store::latest_version()) {
+    store::migrate(db);  // Refuses a database newer than this binary.
+  }
+  return db;
+}
+
+std::optional<fs::path> find_home_upward(const fs::path& start)
+{
+  std::error_code ignored;
+  for (fs::path dir = start; !dir.empty(); dir = dir.parent_path()) {
+    fs::path candidate = dir / home_dir_name;
+    if (fs::is_directory(candidate, ignored)) {
+      return candidate;
+    }
+    if (dir == dir.root_path()) {
+      break;
+    }
+  }
+  return std::nullopt;
+}
+
+Home locate_home(const std::optional<fs::path>& explicit_dir, const fs::path& cwd)
+{
+  if (explicit_dir) {
+    fs::path dir = fs::absolute(*explicit_dir).lexically_normal();
+    std::error_code ignored;
+    if (fs::is_directory(dir / home_dir_name, ignored)) {
+      return Home(dir / home_dir_name);
+    }
+    if (dir.filename() == home_dir_name && fs::is_directory(dir, ignored)) {
+      return Home(dir);
+    }
+    throw Error(ExitCode::not_found,
+                fmt::format("{} is not an mlops home (it has no {} directory), run `mlops init {}` "
+                            "to create one there",
+                            dir, home_dir_name, dir));
+  }
+  if (auto found = find_home_upward(cwd)) {
+    return Home(*found);
+  }
+  throw Error(ExitCode::not_found,
+              fmt::format("no mlops home in {} or any directory above it, run `mlops init` in your "
+                          "project directory, or pass --home DIR (or set MLOPS_HOME)",
+                          cwd));
+}
+
+namespace {
+
+// Creating a directory that another process created a moment ago is fine; anything else is not.
+void make_directory(const fs::path& dir)
+{
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error && !fs::is_directory(dir)) {
+    throw Error(ExitCode::failure,
+                fmt::format("cannot create {}: {}, check that its parent is writable", dir,
+                            error.message()));
+  }
+}
+
+} // namespace
+
+InitResult init_home(const fs::path& project_dir, const store::DatabaseOptions& options)
+{
+  Home home(fs::absolute(project_dir).lexically_normal() / home_dir_name);
+
+  make_directory(home.dir());
+  for (const auto& dir : {home.objects_dir(), home.tmp_dir(), home.workers_dir()}) {
+    make_directory(dir);
+  }
+  if (!fs::exists(home.config_path())) {
+    try {
+      util::write_file_atomic(home.config_path(), default_config_text());
+    } catch (const std::system_error& error) {
+      throw Error(ExitCode::failure, fmt::format("cannot write {}: {}, check the permissions of {}",
+                                                 home.config_path(), error.code().message(),
+                                                 home.dir()));
+    }
+  }
+
+  store::DatabaseOptions create = options;
+  create.create = true;
+  auto db = store::Database::open(home.database_path(), create);
+  auto report = store::migrate(db);
+  // Exactly one process applies the first migration, so exactly one reports the home as new.
+  bool created = report.from_version == 0 && !report.applied.empty();
+  return InitResult{home, created, report.to_version};
+}
+
+} // namespace mlops

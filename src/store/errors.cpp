@@ -1,0 +1,52 @@
+#include "mlops/store/errors.hpp"
+
+#include "mlops/core/interrupt.hpp"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+namespace mlops::store {
+
+void throw_sqlite_error(sqlite3* db, int rc, std::string_view doing)
+{
+  const char* detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  switch (rc & 0xff) {
+  case SQLITE_INTERRUPT:
+    throw_if_interrupted();
+    throw Error(ExitCode::interrupted, fmt::format("{} was interrupted", doing));
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    throw BusyError(ExitCode::failure,
+                    fmt::format("{} failed: the database stayed locked by another process ({}), "
+                                "retry, or find the process holding it with `fuser`",
+                                doing, detail));
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB:
+    throw Error(ExitCode::integrity,
+                fmt::format("{} failed: the database is damaged ({}), run `mlops db check` and "
+                            "restore .mlops/mlops.db from a backup",
+                            doing, detail));
+  case SQLITE_READONLY:
+  case SQLITE_PERM:
+  case SQLITE_AUTH:
+    throw Error(ExitCode::failure,
+                fmt::format("{} failed: the home is not writable ({}), check the permissions of "
+                            "the .mlops directory and its files",
+                            doing, detail));
+  case SQLITE_CANTOPEN:
+    throw Error(ExitCode::failure,
+                fmt::format("{} failed: the database file cannot be opened ({}), check that the "
+                            ".mlops directory exists and is readable and writable",
+                            doing, detail));
+  case SQLITE_FULL:
+    throw Error(ExitCode::failure,
+                fmt::format("{} failed: the disk is full ({}), free some space and retry", doing,
+                            detail));
+  case SQLITE_CONSTRAINT:
+    throw Error(ExitCode::conflict, fmt::format("{} failed: {}", doing, detail));
+  default:
+    throw Error(ExitCode::failure, fmt::format("{} failed: {}", doing, detail));
+  }
+}
+
+} // namespace mlops::store

@@ -1,0 +1,108 @@
+#include "mlops/store/statement.hpp"
+
+#include "mlops/store/database.hpp"
+#include "mlops/store/errors.hpp"
+
+#include <fmt/format.h>
+#include <fmt/std.h>
+#include <sqlite3.h>
+
+namespace mlops::store {
+
+Statement::Statement(Database& db, sqlite3_stmt* stmt) : m_db(&db), m_stmt(stmt) {}
+
+Statement::Statement(Statement&& other) noexcept : m_db(other.m_db), m_stmt(other.m_stmt)
+{
+  other.m_stmt = nullptr;
+}
+
+Statement::~Statement()
+{
+  if (m_stmt) {
+    sqlite3_reset(m_stmt);
+    sqlite3_clear_bindings(m_stmt);
+    m_db->return_to_cache(m_stmt);
+  }
+}
+
+namespace {
+
+void check_bind(sqlite3_stmt* stmt, int rc)
+{
+  if (rc != SQLITE_OK) {
+    throw_sqlite_error(sqlite3_db_handle(stmt), rc,
+                       fmt::format("binding a value to `{}`", sqlite3_sql(stmt)));
+  }
+}
+
+} // namespace
+
+Statement& Statement::bind(int index, std::int64_t value)
+{
+  check_bind(m_stmt, sqlite3_bind_int64(m_stmt, index, value));
+  return *this;
+}
+
+Statement& Statement::bind(int index, double value)
+{
+  check_bind(m_stmt, sqlite3_bind_double(m_stmt, index, value));
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::string_view value)
+{
+  check_bind(m_stmt, sqlite3_bind_text64(m_stmt, index, value.data(), value.size(),
+                                         SQLITE_TRANSIENT, SQLITE_UTF8));
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::nullptr_t)
+{
+  check_bind(m_stmt, sqlite3_bind_null(m_stmt, index));
+  return *this;
+}
+
+bool Statement::step()
+{
+  int rc = sqlite3_step(m_stmt);
+  if (rc == SQLITE_ROW) {
+    return true;
+  }
+  if (rc == SQLITE_DONE) {
+    return false;
+  }
+  // Reset now so the statement does not keep a read transaction open while the error unwinds.
+  sqlite3_reset(m_stmt);
+  throw_sqlite_error(sqlite3_db_handle(m_stmt), rc, fmt::format("querying {}", m_db->path()));
+}
+
+void Statement::run()
+{
+  while (step()) {
+  }
+}
+
+bool Statement::column_is_null(int column) const
+{
+  return sqlite3_column_type(m_stmt, column) == SQLITE_NULL;
+}
+
+std::int64_t Statement::column_int64(int column) const
+{
+  return sqlite3_column_int64(m_stmt, column);
+}
+
+double Statement::column_double(int column) const
+{
+  return sqlite3_column_double(m_stmt, column);
+}
+
+std::string Statement::column_text(int column) const
+{
+  const auto* text = sqlite3_column_text(m_stmt, column);
+  return text ? std::string(reinterpret_cast<const char*>(text),
+                            static_cast<size_t>(sqlite3_column_bytes(m_stmt, column)))
+              : std::string();
+}
+
+} // namespace mlops::store
