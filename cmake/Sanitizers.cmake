@@ -4,3 +4,10 @@ if(MLOPS_SANITIZE)
                       -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# MLOPS_FUZZ=ON (clang only) instruments every library for libFuzzer's coverage guidance; the fuzz
+# binaries add the libFuzzer driver itself (tests/fuzz).
+if(MLOPS_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()

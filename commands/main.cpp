@@ -88,7 +88,7 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& error)
                        extra.front(), path);
   }
   std::string message = error.what();
-  if (message.size() > 1 && std::islower(static_cast<unsigned char>(message[1]))) {
+  if (message.size() > 1 && !std::isupper(static_cast<unsigned char>(message[1]))) {
     message[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(message[0])));
   }
   return fmt::format("{}, run `{} --help` for usage", message, path);
