@@ -5,7 +5,7 @@ install(FILES completions/mlops.bash DESTINATION "${CMAKE_INSTALL_DATADIR}/bash-
         RENAME mlops)
 install(FILES completions/_mlops DESTINATION "${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions")
 install(FILES completions/mlops.fish DESTINATION "${CMAKE_INSTALL_DATADIR}/fish/vendor_completions.d")
-install(FILES "${PROJECT_BINARY_DIR}/mlops.1" DESTINATION "${CMAKE_INSTALL_MANDIR}/man1")
+install(FILES "${PROJECT_BINARY_DIR}/mlops.1.gz" DESTINATION "${CMAKE_INSTALL_MANDIR}/man1")
 install(FILES README.md DESTINATION "${CMAKE_INSTALL_DOCDIR}")
 
 set(CPACK_GENERATOR DEB)
@@ -15,7 +15,8 @@ set(CPACK_PACKAGE_CONTACT "mlops maintainers <mlops@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "One-binary MLOps control plane: data, runs, registry, serving, rollouts")
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # Depends: computed from the linked libraries.
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # Depends: computed from the linked libraries...
+# ...plus those loaded on demand, which dpkg-shlibdeps cannot see.
+string(JOIN ", " CPACK_DEBIAN_PACKAGE_DEPENDS ${MLOPS_LIBCURL_PACKAGE} ${MLOPS_LIBGIT2_PACKAGE})
 set(CPACK_STRIP_FILES ON)
-set(CPACK_OUTPUT_FILE_PREFIX "${PROJECT_BINARY_DIR}/packages")
 include(CPack)
