@@ -62,7 +62,7 @@ bool interrupted()
 void throw_if_interrupted()
 {
   if (int signo = g_signal.load()) {
-    throw Error(ExitCode::interrupted, std::string("interrupted by ") + sigabbrev_np(signo));
+    throw Error(ExitCode::interrupted, std::string("interrupted by SIG") + sigabbrev_np(signo));
   }
 }
 

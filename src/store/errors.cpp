@@ -9,16 +9,20 @@ namespace mlops::store {
 
 void throw_sqlite_error(sqlite3* db, int rc, std::string_view doing)
 {
+  // A signal makes SQLite fail in several ways (SQLITE_INTERRUPT, or SQLITE_BUSY when the busy
+  // handler stops waiting); the user's request to stop is the real cause.
+  throw_if_interrupted();
   const char* detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   switch (rc & 0xff) {
   case SQLITE_INTERRUPT:
-    throw_if_interrupted();
     throw Error(ExitCode::interrupted, fmt::format("{} was interrupted", doing));
   case SQLITE_BUSY:
   case SQLITE_LOCKED:
     throw BusyError(ExitCode::failure,
-                    fmt::format("{} failed: the database stayed locked by another process ({}), "
-                                "retry, or find the process holding it with `fuser`",
+                    fmt::format("{} failed: another process kept the database locked longer than "
+                                "MLOPS_BUSY_TIMEOUT_MS allows ({}), retry later, raise "
+                                "MLOPS_BUSY_TIMEOUT_MS, or find the process with `fuser -v` on "
+                                "the database file",
                                 doing, detail));
   case SQLITE_CORRUPT:
   case SQLITE_NOTADB:
