@@ -56,7 +56,11 @@ void run_check(Context& context)
 void run_migrate(Context& context)
 {
   const Home& home = context.home();
-  auto db = store::Database::open(home.database_path(), context.database_options());
+  // Migrating starts from version 0 when the database does not exist yet: in a home that `init`
+  // is still creating, `db migrate` finishes the job instead of failing.
+  auto options = context.database_options();
+  options.create = true;
+  auto db = store::Database::open(home.database_path(), options);
   auto report = store::migrate(db);
   nlohmann::json document = {
     {"home", home.dir().string()},
