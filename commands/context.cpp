@@ -3,6 +3,7 @@
 #include "mlops/core/logging.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <cstdlib>
@@ -75,6 +76,8 @@ const Home& Context::home()
 {
   if (!m_home) {
     m_home.emplace(locate_home(explicit_home(), std::filesystem::current_path()));
+    spdlog::debug("home {} ({})", m_home->dir().string(),
+                  explicit_home() ? "from --home or MLOPS_HOME" : "found upward");
   }
   return *m_home;
 }

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <fmt/std.h>
+#include <spdlog/spdlog.h>
 
 #include <system_error>
 
@@ -27,7 +28,9 @@ store::Database Home::open_database(const store::DatabaseOptions& options) const
   auto db = store::Database::open(database_path(), options);
   int version = store::schema_version(db);
   if (version != store::latest_version()) {
-    store::migrate(db);  // Refuses a database newer than this binary.
+    auto report = store::migrate(db);  // Refuses a database newer than this binary.
+    spdlog::info("migrated {} from schema version {} to {}", database_path().string(),
+                 report.from_version, report.to_version);
   }
   return db;
 }
