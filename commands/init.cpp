@@ -32,6 +32,7 @@ void run_init(Context& context, const InitOptions& options)
     {"home", result.home.dir().string()},
     {"created", result.created},
     {"schema_version", result.schema_version},
+    {"applied", result.applied},
   };
   context.out().result(document, "");
   context.out().info(result.created

@@ -56,7 +56,8 @@ void add_global_options(CLI::App& app, GlobalOptions& options)
                        "Print the version and exit");
 }
 
-// Parse errors happen before --json may have been read, so look for it in the raw arguments.
+// --json is looked up in the raw arguments too: a parse error happens before the parser has read
+// it, and a planned noun takes every word after it as its own.
 bool json_requested(int argc, char** argv)
 {
   for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) {
@@ -84,8 +85,10 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& error)
   auto extra = app.remaining(true);
   if (!extra.empty() && command->get_require_subcommand_min() > 0 &&
       command->get_subcommands().empty()) {
-    return fmt::format("unknown command `{} {}`, run `{} --help` for the list", path,
-                       extra.front(), path);
+    const std::string& word = extra.front();
+    return word.starts_with("-")
+             ? fmt::format("unknown option `{}`, run `{} --help` for the options", word, path)
+             : fmt::format("unknown command `{} {}`, run `{} --help` for the list", path, word, path);
   }
   std::string message = error.what();
   if (message.size() > 1 && !std::isupper(static_cast<unsigned char>(message[1]))) {
@@ -100,6 +103,7 @@ int run(int argc, char** argv)
 {
   install_interrupt_handlers();
   Context context;
+  context.options.json = json_requested(argc, argv);
   CLI::App app("one-binary MLOps control plane", "mlops");
   app.fallthrough();  // Global options may follow the command: `mlops db check --json`.
   app.require_subcommand(1);
@@ -124,7 +128,6 @@ int run(int argc, char** argv)
     } catch (const CLI::CallForVersion& version) {
       return app.exit(version);
     } catch (const CLI::ParseError& error) {
-      context.options.json = context.options.json || json_requested(argc, argv);
       throw Error(ExitCode::usage, usage_message(app, error));
     }
   } catch (const Error& error) {

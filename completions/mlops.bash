@@ -10,21 +10,21 @@ _mlops_subcommands() {
 _mlops_flags() {
   case "$1" in
     '') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'init') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'hash') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'artifact') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'data') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'exp') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'run') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'model') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'serve') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'deploy') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'db') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'db check') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'db migrate') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'db status') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'completion') printf '%s\n' '-h --help -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'version') printf '%s\n' '-h --help --load -h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'init') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'hash') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'artifact') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'exp') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'run') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'db') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'db check') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'db migrate') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'db status') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'completion') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'version') printf '%s\n' '-h --help --load --home --json -q --quiet -v --verbose --no-color --version' ;;
   esac
 }
 
@@ -56,33 +56,33 @@ _mlops_arg_words() {
 }
 
 # Prints the command path ("db migrate") of words 2..$#, and "+value" last when the final
-# word is an option that takes a value.
+# word is an option that takes a value. (Not named `path`: zsh ties that to $PATH.)
 _mlops_path() {
-  local path="" word skip=0
+  local cmdpath="" word skip=0
   for word in "$@"; do
     if [ "$skip" = 1 ]; then skip=0; continue; fi
-    case " $(_mlops_valued_flags "$path" | tr '\n' ' ') " in
+    case " $(_mlops_valued_flags "$cmdpath") " in
       *" $word "*) skip=1; continue ;;
     esac
-    case " $(_mlops_subcommands "$path" | tr '\n' ' ') " in
-      *" $word "*) path="${path:+$path }$word" ;;
+    case " $(_mlops_subcommands "$cmdpath") " in
+      *" $word "*) cmdpath="${cmdpath:+$cmdpath }$word" ;;
     esac
   done
-  printf '%s\n' "$path"
+  printf '%s\n' "$cmdpath"
   [ "$skip" = 1 ] && printf '+value\n'
   return 0
 }
 
 _mlops() {
-  local cur="${COMP_WORDS[COMP_CWORD]}" state path
+  local cur="${COMP_WORDS[COMP_CWORD]}" state cmdpath
   state="$(_mlops_path "${COMP_WORDS[@]:1:COMP_CWORD-1}")"
-  path="$(printf '%s\n' "$state" | head -n 1)"
+  cmdpath="${state%%$'\n'*}"
   if [[ "$state" == *"+value" ]]; then
     COMPREPLY=($(compgen -f -- "$cur"))
   elif [[ "$cur" == -* ]]; then
-    COMPREPLY=($(compgen -W "$(_mlops_flags "$path")" -- "$cur"))
+    COMPREPLY=($(compgen -W "$(_mlops_flags "$cmdpath")" -- "$cur"))
   else
-    COMPREPLY=($(compgen -W "$(_mlops_subcommands "$path") $(_mlops_arg_words "$path")" -- "$cur"))
+    COMPREPLY=($(compgen -W "$(_mlops_subcommands "$cmdpath") $(_mlops_arg_words "$cmdpath")" -- "$cur"))
   fi
 }
 complete -o default -F _mlops mlops

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
 
 namespace mlops {
@@ -75,8 +76,13 @@ std::vector<std::string> flag_words(const CommandNode& root, const CommandNode& 
 {
   std::vector<std::string> words;
   for (const auto* option : options_at(root, node)) {
-    if (!valued || !option->value_name.empty()) {
-      words.insert(words.end(), option->flags.begin(), option->flags.end());
+    if (valued && option->value_name.empty()) {
+      continue;
+    }
+    for (const auto& flag : option->flags) {
+      if (std::find(words.begin(), words.end(), flag) == words.end()) {  // -h is everyone's.
+        words.push_back(flag);
+      }
     }
   }
   return words;
@@ -98,19 +104,19 @@ std::string path_functions(const CommandNode& root)
   text += "_mlops_arg_words() {\n" +
           path_case(root, [](const CommandNode& node) { return node.arg_words; }) + "}\n\n";
   text += R"sh(# Prints the command path ("db migrate") of words 2..$#, and "+value" last when the final
-# word is an option that takes a value.
+# word is an option that takes a value. (Not named `path`: zsh ties that to $PATH.)
 _mlops_path() {
-  local path="" word skip=0
+  local cmdpath="" word skip=0
   for word in "$@"; do
     if [ "$skip" = 1 ]; then skip=0; continue; fi
-    case " $(_mlops_valued_flags "$path" | tr '\n' ' ') " in
+    case " $(_mlops_valued_flags "$cmdpath") " in
       *" $word "*) skip=1; continue ;;
     esac
-    case " $(_mlops_subcommands "$path" | tr '\n' ' ') " in
-      *" $word "*) path="${path:+$path }$word" ;;
+    case " $(_mlops_subcommands "$cmdpath") " in
+      *" $word "*) cmdpath="${cmdpath:+$cmdpath }$word" ;;
     esac
   done
-  printf '%s\n' "$path"
+  printf '%s\n' "$cmdpath"
   [ "$skip" = 1 ] && printf '+value\n'
   return 0
 }
@@ -126,15 +132,15 @@ std::string bash_completion(const CommandNode& root)
   text += path_functions(root);
   text += R"sh(
 _mlops() {
-  local cur="${COMP_WORDS[COMP_CWORD]}" state path
+  local cur="${COMP_WORDS[COMP_CWORD]}" state cmdpath
   state="$(_mlops_path "${COMP_WORDS[@]:1:COMP_CWORD-1}")"
-  path="$(printf '%s\n' "$state" | head -n 1)"
+  cmdpath="${state%%$'\n'*}"
   if [[ "$state" == *"+value" ]]; then
     COMPREPLY=($(compgen -f -- "$cur"))
   elif [[ "$cur" == -* ]]; then
-    COMPREPLY=($(compgen -W "$(_mlops_flags "$path")" -- "$cur"))
+    COMPREPLY=($(compgen -W "$(_mlops_flags "$cmdpath")" -- "$cur"))
   else
-    COMPREPLY=($(compgen -W "$(_mlops_subcommands "$path") $(_mlops_arg_words "$path")" -- "$cur"))
+    COMPREPLY=($(compgen -W "$(_mlops_subcommands "$cmdpath") $(_mlops_arg_words "$cmdpath")" -- "$cur"))
   fi
 }
 complete -o default -F _mlops mlops
@@ -162,18 +168,18 @@ std::string zsh_completion(const CommandNode& root)
 }
 
 _mlops() {
-  local state path
+  local state cmdpath
   local -a reply
   state="$(_mlops_path "${(@)words[2,CURRENT-1]}")"
-  path="${state%%$'\n'*}"
+  cmdpath="${state%%$'\n'*}"
   if [[ "$state" == *"+value" ]]; then
     _files
   elif [[ "$PREFIX" == -* ]]; then
-    compadd -- ${(f)"$(_mlops_flags "$path")"}
+    compadd -- ${=$(_mlops_flags "$cmdpath")}
   else
-    _mlops_described "$path"
+    _mlops_described "$cmdpath"
     (( ${#reply} )) && _describe 'command' reply
-    compadd -- ${(f)"$(_mlops_arg_words "$path")"}
+    compadd -- ${=$(_mlops_arg_words "$cmdpath")}
     _files
   fi
 }

@@ -126,9 +126,9 @@ HomeCheck check_home(const Home& home)
     }
   }
 
-  store::DatabaseOptions read_only;
-  read_only.read_only = true;
-  auto db = store::Database::open(home.database_path(), read_only);
+  // Opened read-write although nothing is written: the last connection to close removes the
+  // -wal and -shm files, which a read-only connection would leave behind.
+  auto db = store::Database::open(home.database_path());
   report.database_bytes = static_cast<std::int64_t>(fs::file_size(home.database_path()));
   report.schema_version = store::schema_version(db);
   store::require_known_version(db, report.schema_version, report.latest_version);

@@ -95,6 +95,10 @@ InitResult init_home(const fs::path& project_dir, const store::DatabaseOptions& 
 {
   Home home(fs::absolute(project_dir).lexically_normal() / home_dir_name);
 
+  make_directory(home.dir().parent_path());
+  // Only one of many processes racing to create the home can make its directory.
+  std::error_code exists;
+  const bool created = fs::create_directory(home.dir(), exists);
   make_directory(home.dir());
   for (const auto& dir : {home.objects_dir(), home.tmp_dir(), home.workers_dir()}) {
     make_directory(dir);
@@ -113,9 +117,7 @@ InitResult init_home(const fs::path& project_dir, const store::DatabaseOptions& 
   create.create = true;
   auto db = store::Database::open(home.database_path(), create);
   auto report = store::migrate(db);
-  // Exactly one process applies the first migration, so exactly one reports the home as new.
-  bool created = report.from_version == 0 && !report.applied.empty();
-  return InitResult{home, created, report.to_version};
+  return InitResult{home, created, report.to_version, report.applied};
 }
 
 } // namespace mlops

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace mlops {
 
@@ -51,8 +52,9 @@ Home locate_home(const std::optional<std::filesystem::path>& explicit_dir,
 struct InitResult
 {
   Home home;
-  bool created;        // false when the home already existed (init is idempotent)
-  int schema_version;  // after migration
+  bool created;              // this call made the .mlops directory (init is idempotent)
+  int schema_version;        // after migration
+  std::vector<int> applied;  // migrations this call applied
 };
 
 // Creates `project_dir`/.mlops with its database, directories and default config, or completes

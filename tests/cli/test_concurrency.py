@@ -1,0 +1,128 @@
+"""Many mlops processes on one home at once (parallel CI jobs): one schema, no "database is locked"."""
+
+import json
+import os
+import subprocess
+
+from conftest import BIN, clean_env, db_state, latest_version, make_home
+
+PROCESSES = 16
+GATE = 'read _ < "$1"; shift; exec "$@"'
+
+
+def run_at_once(commands, cwd):
+    """Start every command, hold them at a gate (one line each from a FIFO), release them together.
+
+    Returns a list of (args, returncode, stdout, stderr)."""
+    fifo = cwd.parent / f"gate-{os.getpid()}-{id(commands)}"
+    os.mkfifo(fifo)
+    gate = os.open(fifo, os.O_RDWR)  # never blocks; children opening for reading do not block either
+    try:
+        processes = [
+            (
+                args,
+                subprocess.Popen(
+                    ["sh", "-c", GATE, "sh", str(fifo), str(BIN), *args],
+                    cwd=cwd,
+                    env=clean_env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+            for args in commands
+        ]
+        os.write(gate, b"go\n" * len(commands))  # `read` takes exactly one line per process
+        results = []
+        for args, process in processes:
+            out, err = process.communicate(timeout=60)
+            results.append((args, process.returncode, out, err))
+    finally:
+        os.close(gate)
+        fifo.unlink()
+    return results
+
+
+def assert_one_schema(db):
+    version, rows = db_state(db)
+    assert [row[0] for row in rows] == list(range(1, latest_version() + 1)), f"schema_migrations: {rows}"
+    assert version == latest_version()
+
+
+def assert_never_locked(results):
+    for args, code, out, err in results:
+        assert "locked" not in err.lower() and "busy" not in err.lower(), f"mlops {' '.join(args)}: {err}"
+
+
+def mixed_commands():
+    return [["--json", "init"] if i % 2 == 0 else ["--json", "db", "migrate"] for i in range(PROCESSES)]
+
+
+def test_parallel_init_on_a_fresh_directory(project):
+    results = run_at_once([["--json", "init"]] * PROCESSES, project)
+    assert_never_locked(results)
+    for args, code, out, err in results:
+        assert code == 0, f"mlops {' '.join(args)} exited {code}: {err}"
+    created = [json.loads(out)["created"] for _, _, out, _ in results]
+    assert created.count(True) == 1, f"created flags: {created}"
+    assert_one_schema(project / ".mlops" / "mlops.db")
+
+
+def fresh_directory_rounds(tmp_path, rounds=3):
+    """Run the init/migrate mix on `rounds` fresh directories; yield (round, project, results)."""
+    for round_number in range(rounds):
+        project = tmp_path / f"round{round_number}"
+        project.mkdir()
+        yield round_number, project, run_at_once(mixed_commands(), project)
+
+
+def test_parallel_init_and_migrate_on_a_fresh_directory(tmp_path):
+    # `db migrate` that runs before any init has created .mlops/ rightly finds no home (exit 3).
+    # Once .mlops/ exists, no command may fail on a half-created home.
+    for round_number, project, results in fresh_directory_rounds(tmp_path):
+        assert_never_locked(results)
+        for args, code, out, err in results:
+            if args[1] == "init":
+                assert code == 0, f"round {round_number}: mlops init exited {code}: {err}"
+            else:
+                assert code == 0 or (code == 3 and "no mlops home" in err), (
+                    f"round {round_number}: mlops db migrate exited {code} with: {err}"
+                )
+        assert_one_schema(project / ".mlops" / "mlops.db")
+
+
+def test_exactly_one_parallel_init_reports_created(tmp_path):
+    # The home did not exist before: exactly one of the inits created it, whoever applied the
+    # migrations (a concurrent `db migrate` may have).
+    for round_number, project, results in fresh_directory_rounds(tmp_path):
+        flags = [json.loads(out)["created"] for args, code, out, err in results if args[1] == "init" and code == 0]
+        assert len(flags) == PROCESSES // 2, f"round {round_number}: not every init succeeded"
+        assert flags.count(True) == 1, f"round {round_number}: {flags.count(True)} inits reported created=true"
+
+
+def test_parallel_init_and_migrate_apply_a_pending_migration_once(project):
+    home = make_home(project)
+    home.db.write_bytes(b"")  # the home's database has no schema yet: every migration is pending
+    results = run_at_once(mixed_commands(), project)
+    assert_never_locked(results)
+    appliers = 0
+    for args, code, out, err in results:
+        assert code == 0, f"mlops {' '.join(args)} exited {code}: {err}"
+        document = json.loads(out)
+        appliers += bool(document["applied"])  # init and db migrate both report what they applied
+    assert appliers == 1, f"{appliers} processes applied the migrations"
+    assert_one_schema(home.db)
+
+
+def test_parallel_init_and_migrate_on_an_existing_home(project):
+    home = make_home(project)
+    before = db_state(home.db)
+    results = run_at_once(mixed_commands() + [["--json", "db", "status"]] * 4, project)
+    assert_never_locked(results)
+    for args, code, out, err in results:
+        assert code == 0, f"mlops {' '.join(args)} exited {code}: {err}"
+        document = json.loads(out)
+        assert document.get("created", False) is False
+        assert document.get("applied", []) == []
+    assert db_state(home.db) == before
