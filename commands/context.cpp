@@ -1,11 +1,11 @@
 #include "context.hpp"
 
 #include "mlops/core/logging.hpp"
+#include "mlops/util/duration.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <cstdlib>
 #include <iostream>
 #include <unistd.h>
@@ -39,7 +39,23 @@ void Context::start()
   style.color = wants_color(options.no_color, STDOUT_FILENO);
   style.error_color = wants_color(options.no_color, STDERR_FILENO);
   m_output.emplace(style, std::cout, std::cerr);
-  setup_logging(LogSettings{options.quiet ? -1 : options.verbosity, env("MLOPS_LOG"), style.error_color});
+  LogSettings settings{options.quiet ? -1 : options.verbosity, env("MLOPS_LOG"), style.error_color};
+  try {
+    setup_logging(settings);
+  } catch (const Error& error) {
+    // start() must not throw: main() calls it to report other errors. Log with the defaults and
+    // let the command fail on the bad setting before it does anything.
+    settings.env_level.reset();
+    setup_logging(settings);
+    m_setup_error = error;
+  }
+}
+
+void Context::throw_if_setup_failed() const
+{
+  if (m_setup_error) {
+    throw *m_setup_error;
+  }
 }
 
 Output& Context::out()
@@ -60,14 +76,13 @@ store::DatabaseOptions Context::database_options() const
 {
   store::DatabaseOptions database_options;
   if (auto value = env("MLOPS_BUSY_TIMEOUT_MS")) {
-    long long millis = 0;
-    auto [end, error] = std::from_chars(value->data(), value->data() + value->size(), millis);
-    if (error != std::errc() || end != value->data() + value->size() || millis < 0) {
-      throw Error(ExitCode::usage, fmt::format("MLOPS_BUSY_TIMEOUT_MS={} is not a number of "
-                                               "milliseconds, use for example 30000",
+    auto timeout = util::parse_duration(*value, std::chrono::milliseconds(1));
+    if (!timeout) {
+      throw Error(ExitCode::usage, fmt::format("MLOPS_BUSY_TIMEOUT_MS={} is not a duration, use "
+                                               "milliseconds (30000) or a unit (30s)",
                                                *value));
     }
-    database_options.busy_timeout = std::chrono::milliseconds(millis);
+    database_options.busy_timeout = *timeout;
   }
   return database_options;
 }

@@ -27,8 +27,11 @@ class Context
 public:
   GlobalOptions options;
 
-  // Sets up logging and output from the parsed global options. Runs before every handler.
+  // Sets up logging and output from the parsed global options. Runs before every handler; never
+  // throws (main() relies on it to report errors).
   void start();
+  // Throws what start() could not apply (a bad MLOPS_LOG), before a command does anything.
+  void throw_if_setup_failed() const;
 
   Output& out();
   std::optional<std::filesystem::path> explicit_home() const;
@@ -46,6 +49,7 @@ private:
   std::optional<Output> m_output;
   std::optional<Home> m_home;
   std::optional<store::Database> m_database;
+  std::optional<Error> m_setup_error;
   ExitCode m_exit_code = ExitCode::ok;
 };
 

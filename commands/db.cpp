@@ -18,7 +18,7 @@ namespace {
 void run_check(Context& context)
 {
   const Home& home = context.home();
-  HomeCheck report = check_home(home);
+  HomeCheck report = check_home(home, context.database_options());
   nlohmann::json document = {
     {"home", home.dir().string()},
     {"healthy", report.healthy()},
@@ -56,12 +56,7 @@ void run_check(Context& context)
 void run_migrate(Context& context)
 {
   const Home& home = context.home();
-  // Migrating starts from version 0 when the database does not exist yet: in a home that `init`
-  // is still creating, `db migrate` finishes the job instead of failing.
-  auto options = context.database_options();
-  options.create = true;
-  auto db = store::Database::open(home.database_path(), options);
-  auto report = store::migrate(db);
+  auto report = home.migrate_database(context.database_options());
   nlohmann::json document = {
     {"home", home.dir().string()},
     {"from_version", report.from_version},

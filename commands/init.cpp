@@ -24,9 +24,6 @@ void run_init(Context& context, const InitOptions& options)
   std::filesystem::path target = !options.dir.empty()      ? std::filesystem::path(options.dir)
                                  : context.explicit_home() ? *context.explicit_home()
                                                            : std::filesystem::current_path();
-  if (target.filename() == home_dir_name) {
-    target = target.parent_path();  // `--home proj/.mlops` names the home, not the project.
-  }
   auto result = init_home(target, context.database_options());
   nlohmann::json document = {
     {"home", result.home.dir().string()},
@@ -35,11 +32,16 @@ void run_init(Context& context, const InitOptions& options)
     {"applied", result.applied},
   };
   context.out().result(document, "");
-  context.out().info(result.created
-                       ? fmt::format("Initialized mlops home in {}", result.home.dir().string())
-                       : fmt::format("mlops home {} already exists (schema version {}), nothing "
-                                     "to do",
-                                     result.home.dir().string(), result.schema_version));
+  std::string home = result.home.dir().string();
+  if (result.created) {
+    context.out().info(fmt::format("Initialized mlops home in {}", home));
+  } else if (!result.applied.empty()) {
+    context.out().info(fmt::format("mlops home {} already exists; upgraded its schema to version {}",
+                                   home, result.schema_version));
+  } else {
+    context.out().info(fmt::format("mlops home {} already exists (schema version {}), nothing to do",
+                                   home, result.schema_version));
+  }
 }
 
 } // namespace

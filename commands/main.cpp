@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 #include <string_view>
 
@@ -23,6 +24,7 @@ struct Noun
   const char* name;
   const char* summary;
   NounSetup setup;
+  bool hidden = false;  // left out of --help and completions
 };
 
 // Every noun of mlops, in the order --help lists them. Nouns whose issue has not landed use
@@ -40,7 +42,7 @@ constexpr Noun nouns[] = {
   {"db", "Check and migrate the metadata database", setup_db},
   {"completion", "Print shell completion for bash, zsh or fish", setup_completion},
   {"version", "Print the versions of mlops and its libraries", setup_version},
-  {"manpage", "", setup_manpage},  // Hidden: generates the man page at build time.
+  {"manpage", "Print the man page (used by the build)", setup_manpage, true},
 };
 
 void add_global_options(CLI::App& app, GlobalOptions& options)
@@ -97,6 +99,16 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& error)
   return fmt::format("{}, run `{} --help` for usage", message, path);
 }
 
+int report(Context& context, const Error& error)
+{
+  try {
+    context.out().error(error);
+  } catch (...) {
+    std::fputs("mlops: error: reporting an error failed\n", stderr);  // Out of memory, most likely.
+  }
+  return error.exit_status();
+}
+
 } // namespace
 
 int run(int argc, char** argv)
@@ -111,10 +123,8 @@ int run(int argc, char** argv)
   add_global_options(app, context.options);
   for (const auto& noun : nouns) {
     auto* sub = app.add_subcommand(noun.name, noun.summary);
-    // An empty group hides a subcommand from --help and completions.
-    sub->group(noun.setup == setup_planned ? "Planned"
-               : *noun.summary == '\0'      ? ""
-                                            : "Commands");
+    // CLI11 hides a subcommand whose group is empty.
+    sub->group(noun.hidden ? "" : noun.setup == setup_planned ? "Planned" : "Commands");
     noun.setup(*sub, context);
   }
 
@@ -131,13 +141,19 @@ int run(int argc, char** argv)
       throw Error(ExitCode::usage, usage_message(app, error));
     }
   } catch (const Error& error) {
-    context.out().error(error);
-    return error.exit_status();
+    return report(context, error);
   } catch (const std::exception& error) {
     // A bug or an unexpected library failure: still one clear line and a failure code.
-    Error wrapped(ExitCode::failure, fmt::format("unexpected failure: {}", error.what()));
-    context.out().error(wrapped);
-    return wrapped.exit_status();
+    return report(context, Error(ExitCode::failure, fmt::format("unexpected failure: {}", error.what())));
+  }
+  if (context.exit_code() == ExitCode::ok) {
+    // A signal after the last check: the work may be complete, but the caller asked us to stop
+    // and must not read success.
+    try {
+      throw_if_interrupted();
+    } catch (const Error& error) {
+      return report(context, error);
+    }
   }
   return static_cast<int>(context.exit_code());
 }
@@ -146,6 +162,7 @@ void on_run(CLI::App& app, Context& context, std::function<void()> handler)
 {
   app.callback([&context, handler = std::move(handler)] {
     context.start();
+    context.throw_if_setup_failed();
     throw_if_interrupted();
     handler();
   });

@@ -49,11 +49,6 @@ void install_interrupt_handlers()
   sigaction(SIGTERM, &action, nullptr);
 }
 
-int interrupt_signal()
-{
-  return g_signal.load();
-}
-
 bool interrupted()
 {
   return g_signal.load() != 0;

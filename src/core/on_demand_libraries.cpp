@@ -24,16 +24,6 @@ std::unique_ptr<util::SharedLibrary> load(const char* soname, const char* packag
 
 } // namespace
 
-const char* curl_soname()
-{
-  return MLOPS_LIBCURL_SONAME;
-}
-
-const char* git_soname()
-{
-  return MLOPS_LIBGIT2_SONAME;
-}
-
 const CurlApi& curl()
 {
   // Function-local statics: loaded once, thread-safe, and never when no command asks.

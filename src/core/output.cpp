@@ -17,6 +17,12 @@ constexpr std::string_view red = "\033[1;31m";
 constexpr std::string_view reset = "\033[0m";
 
 // Display width of UTF-8 text, counting code points (good enough for names and numbers).
+// File names need not be UTF-8; JSON must be. Invalid bytes become U+FFFD instead of an exception.
+std::string dump(const nlohmann::json& document)
+{
+  return document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 size_t display_width(std::string_view text)
 {
   return static_cast<size_t>(
@@ -102,7 +108,7 @@ Output::Output(OutputStyle style, std::ostream& out, std::ostream& err)
 void Output::result(const nlohmann::json& document, std::string_view human)
 {
   if (m_style.json) {
-    m_out << document.dump(2) << '\n';
+    m_out << dump(document) << '\n';
   } else if (!human.empty()) {
     m_out << human;
     if (human.back() != '\n') {
@@ -136,7 +142,7 @@ void Output::error(const Error& error)
         << error.what() << '\n';
   m_err.flush();
   if (m_style.json) {
-    m_out << error_document(error).dump(2) << '\n';
+    m_out << dump(error_document(error)) << '\n';
     m_out.flush();
   }
 }

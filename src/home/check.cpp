@@ -1,6 +1,7 @@
 #include "mlops/home/check.hpp"
 
 #include "mlops/core/error.hpp"
+#include "mlops/core/interrupt.hpp"
 #include "mlops/home/config.hpp"
 #include "mlops/store/migrations.hpp"
 #include "mlops/store/statement.hpp"
@@ -55,15 +56,16 @@ void check_objects(const Home& home, HomeCheck& report)
     return;  // No object stored yet.
   }
   for (const auto& fan_out : fs::directory_iterator(root, error)) {
+    throw_if_interrupted();
     std::string prefix = fan_out.path().filename().string();
-    if (!fan_out.is_directory() || prefix.size() != 2 || !is_lower_hex(prefix)) {
+    if (!fan_out.is_directory(error) || prefix.size() != 2 || !is_lower_hex(prefix)) {
       report.problems.push_back(fmt::format("{} does not belong in the object store, move it away",
                                             fan_out.path()));
       continue;
     }
     for (const auto& object : fs::directory_iterator(fan_out.path(), error)) {
       std::string rest = object.path().filename().string();
-      if (!object.is_regular_file() || rest.size() != 62 || !is_lower_hex(rest)) {
+      if (!object.is_regular_file(error) || rest.size() != 62 || !is_lower_hex(rest)) {
         report.problems.push_back(
           fmt::format("{} is not a stored object, move it away", object.path()));
         continue;
@@ -114,22 +116,23 @@ void check_database(store::Database& db, HomeCheck& report)
 
 } // namespace
 
-HomeCheck check_home(const Home& home)
+HomeCheck check_home(const Home& home, const store::DatabaseOptions& options)
 {
   HomeCheck report;
   report.latest_version = store::latest_version();
   check_layout(home, report);
   check_objects(home, report);
-  if (fs::exists(home.tmp_dir())) {
-    for ([[maybe_unused]] const auto& entry : fs::directory_iterator(home.tmp_dir())) {
-      ++report.stale_tmp_files;
-    }
+  std::error_code error;
+  for (fs::directory_iterator entry(home.tmp_dir(), error), end; !error && entry != end;
+       entry.increment(error)) {
+    ++report.stale_tmp_files;
   }
 
+  home.require_database();
   // Opened read-write although nothing is written: the last connection to close removes the
   // -wal and -shm files, which a read-only connection would leave behind.
-  auto db = store::Database::open(home.database_path());
-  report.database_bytes = static_cast<std::int64_t>(fs::file_size(home.database_path()));
+  auto db = store::Database::open(home.database_path(), options);
+  report.database_bytes = static_cast<std::int64_t>(fs::file_size(home.database_path(), error));
   report.schema_version = store::schema_version(db);
   store::require_known_version(db, report.schema_version, report.latest_version);
   {

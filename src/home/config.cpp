@@ -14,8 +14,8 @@ constexpr int current_format = 1;
 [[noreturn]] void reject(std::string_view why)
 {
   throw Error(ExitCode::integrity,
-              fmt::format("config.json is invalid: {}, fix the file or restore it from `mlops init` "
-                          "defaults",
+              fmt::format("config.json is invalid: {}, fix the file, or delete it and run `mlops "
+                          "init` to write the defaults",
                           why));
 }
 

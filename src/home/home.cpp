@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 
 Home::Home(fs::path dir) : m_dir(std::move(dir)) {}
 
-store::Database Home::open_database(const store::DatabaseOptions& options) const
+void Home::require_database() const
 {
   if (!fs::exists(database_path())) {
     throw Error(ExitCode::not_found,
@@ -25,6 +25,11 @@ store::Database Home::open_database(const store::DatabaseOptions& options) const
                             "to create a new one",
                             m_dir, m_dir.parent_path()));
   }
+}
+
+store::Database Home::open_database(const store::DatabaseOptions& options) const
+{
+  require_database();
   auto db = store::Database::open(database_path(), options);
   int version = store::schema_version(db);
   if (version != store::latest_version()) {
@@ -33,6 +38,23 @@ store::Database Home::open_database(const store::DatabaseOptions& options) const
                  report.from_version, report.to_version);
   }
   return db;
+}
+
+store::MigrationReport Home::migrate_database(const store::DatabaseOptions& options) const
+{
+  store::DatabaseOptions create = options;
+  create.create = true;
+  auto db = store::Database::open(database_path(), create);
+  return store::migrate(db);
+}
+
+fs::path home_dir_for(const fs::path& dir)
+{
+  fs::path normal = fs::absolute(dir).lexically_normal();
+  if (!normal.has_filename() && normal.has_parent_path()) {
+    normal = normal.parent_path();  // "proj/.mlops/" -> "proj/.mlops"
+  }
+  return normal.filename() == home_dir_name ? normal : normal / home_dir_name;
 }
 
 std::optional<fs::path> find_home_upward(const fs::path& start)
@@ -53,18 +75,15 @@ std::optional<fs::path> find_home_upward(const fs::path& start)
 Home locate_home(const std::optional<fs::path>& explicit_dir, const fs::path& cwd)
 {
   if (explicit_dir) {
-    fs::path dir = fs::absolute(*explicit_dir).lexically_normal();
+    fs::path dir = home_dir_for(*explicit_dir);
     std::error_code ignored;
-    if (fs::is_directory(dir / home_dir_name, ignored)) {
-      return Home(dir / home_dir_name);
-    }
-    if (dir.filename() == home_dir_name && fs::is_directory(dir, ignored)) {
+    if (fs::is_directory(dir, ignored)) {
       return Home(dir);
     }
     throw Error(ExitCode::not_found,
-                fmt::format("{} is not an mlops home (it has no {} directory), run `mlops init {}` "
-                            "to create one there",
-                            dir, home_dir_name, dir));
+                fmt::format("{} is not an mlops home ({} does not exist), run `mlops init {}` to "
+                            "create one there",
+                            explicit_dir->string(), dir, dir.parent_path()));
   }
   if (auto found = find_home_upward(cwd)) {
     return Home(*found);
@@ -91,17 +110,17 @@ void make_directory(const fs::path& dir)
 
 } // namespace
 
-InitResult init_home(const fs::path& project_dir, const store::DatabaseOptions& options)
+InitResult init_home(const fs::path& dir, const store::DatabaseOptions& options)
 {
-  Home home(fs::absolute(project_dir).lexically_normal() / home_dir_name);
+  Home home(home_dir_for(dir));
 
   make_directory(home.dir().parent_path());
   // Only one of many processes racing to create the home can make its directory.
   std::error_code exists;
   const bool created = fs::create_directory(home.dir(), exists);
   make_directory(home.dir());
-  for (const auto& dir : {home.objects_dir(), home.tmp_dir(), home.workers_dir()}) {
-    make_directory(dir);
+  for (const auto& subdir : {home.objects_dir(), home.tmp_dir(), home.workers_dir()}) {
+    make_directory(subdir);
   }
   if (!fs::exists(home.config_path())) {
     try {
@@ -113,10 +132,7 @@ InitResult init_home(const fs::path& project_dir, const store::DatabaseOptions& 
     }
   }
 
-  store::DatabaseOptions create = options;
-  create.create = true;
-  auto db = store::Database::open(home.database_path(), create);
-  auto report = store::migrate(db);
+  auto report = home.migrate_database(options);
   return InitResult{home, created, report.to_version, report.applied};
 }
 

@@ -17,7 +17,6 @@ void throw_sqlite_error(sqlite3* db, int rc, std::string_view doing)
   case SQLITE_INTERRUPT:
     throw Error(ExitCode::interrupted, fmt::format("{} was interrupted", doing));
   case SQLITE_BUSY:
-  case SQLITE_LOCKED:
     throw BusyError(ExitCode::failure,
                     fmt::format("{} failed: another process kept the database locked longer than "
                                 "MLOPS_BUSY_TIMEOUT_MS allows ({}), retry later, raise "
@@ -28,19 +27,19 @@ void throw_sqlite_error(sqlite3* db, int rc, std::string_view doing)
   case SQLITE_NOTADB:
     throw Error(ExitCode::integrity,
                 fmt::format("{} failed: the database is damaged ({}), run `mlops db check` and "
-                            "restore .mlops/mlops.db from a backup",
+                            "restore the database file from a backup",
                             doing, detail));
   case SQLITE_READONLY:
   case SQLITE_PERM:
   case SQLITE_AUTH:
     throw Error(ExitCode::failure,
                 fmt::format("{} failed: the home is not writable ({}), check the permissions of "
-                            "the .mlops directory and its files",
+                            "the database file and its directory",
                             doing, detail));
   case SQLITE_CANTOPEN:
     throw Error(ExitCode::failure,
-                fmt::format("{} failed: the database file cannot be opened ({}), check that the "
-                            ".mlops directory exists and is readable and writable",
+                fmt::format("{} failed: the database file cannot be opened ({}), check that its "
+                            "directory exists and is readable and writable",
                             doing, detail));
   case SQLITE_FULL:
     throw Error(ExitCode::failure,

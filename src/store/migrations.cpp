@@ -70,7 +70,11 @@ MigrationReport migrate(Database& db, std::span<const Migration> migrations)
     // Another process may have migrated between our first look and taking the lock.
     report.applied.clear();
     report.from_version = schema_version(db);
+    report.to_version = report.from_version;
     require_known_version(db, report.from_version, latest);
+    if (report.from_version == latest) {
+      return;  // Nothing to write: no commit, no fsync.
+    }
     for (const auto& migration : migrations) {
       if (migration.version <= report.from_version) {
         continue;

@@ -1,6 +1,7 @@
 #include "mlops/store/statement.hpp"
 
-#include "mlops/store/database.hpp"
+#include "connection.hpp"
+#include "mlops/core/interrupt.hpp"
 #include "mlops/store/errors.hpp"
 
 #include <fmt/format.h>
@@ -9,9 +10,10 @@
 
 namespace mlops::store {
 
-Statement::Statement(Database& db, sqlite3_stmt* stmt) : m_db(&db), m_stmt(stmt) {}
+Statement::Statement(Connection& connection, sqlite3_stmt* stmt) : m_connection(&connection), m_stmt(stmt) {}
 
-Statement::Statement(Statement&& other) noexcept : m_db(other.m_db), m_stmt(other.m_stmt)
+Statement::Statement(Statement&& other) noexcept
+  : m_connection(other.m_connection), m_stmt(other.m_stmt)
 {
   other.m_stmt = nullptr;
 }
@@ -21,7 +23,7 @@ Statement::~Statement()
   if (m_stmt) {
     sqlite3_reset(m_stmt);
     sqlite3_clear_bindings(m_stmt);
-    m_db->return_to_cache(m_stmt);
+    m_connection->return_to_cache(m_stmt);
   }
 }
 
@@ -64,6 +66,8 @@ Statement& Statement::bind(int index, std::nullptr_t)
 
 bool Statement::step()
 {
+  // SQLite forgets an interrupt that arrives while no statement runs, so look at the flag too.
+  throw_if_interrupted();
   int rc = sqlite3_step(m_stmt);
   if (rc == SQLITE_ROW) {
     return true;
@@ -73,7 +77,7 @@ bool Statement::step()
   }
   // Reset now so the statement does not keep a read transaction open while the error unwinds.
   sqlite3_reset(m_stmt);
-  throw_sqlite_error(sqlite3_db_handle(m_stmt), rc, fmt::format("querying {}", m_db->path()));
+  throw_sqlite_error(sqlite3_db_handle(m_stmt), rc, fmt::format("querying {}", m_connection->path));
 }
 
 void Statement::run()

@@ -1,5 +1,6 @@
 #include "mlops/store/transaction.hpp"
 
+#include "connection.hpp"
 #include "mlops/core/interrupt.hpp"
 #include "mlops/store/database.hpp"
 #include "mlops/store/errors.hpp"
@@ -35,8 +36,17 @@ void Transaction::commit()
 
 void retry_while_busy(Database& db, const std::function<void()>& attempt)
 {
-  using Clock = std::chrono::steady_clock;
+  using Clock = Connection::Clock;
   const auto deadline = Clock::now() + db.busy_timeout();
+  // SQLite's busy handler waits inside an attempt; it must stop at the same deadline, or the
+  // total wait could approach twice the timeout.
+  auto& connection = db.connection();
+  connection.busy_deadline = deadline;
+  struct ClearDeadline
+  {
+    Connection& connection;
+    ~ClearDeadline() { connection.busy_deadline.reset(); }
+  } clear_deadline{connection};
   // Jitter keeps processes that lost the same race from retrying in lockstep.
   std::minstd_rand jitter(static_cast<unsigned>(Clock::now().time_since_epoch().count()));
   for (int tries = 1;; ++tries) {

@@ -1,6 +1,7 @@
 #include "mlops/util/file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,6 +38,26 @@ private:
   int m_fd;
 };
 
+// Removes the temporary file unless the rename consumed it.
+class TemporaryName
+{
+public:
+  explicit TemporaryName(std::string path) : m_path(std::move(path)) {}
+  TemporaryName(const TemporaryName&) = delete;
+  TemporaryName& operator=(const TemporaryName&) = delete;
+  ~TemporaryName()
+  {
+    if (!m_path.empty()) {
+      ::unlink(m_path.c_str());
+    }
+  }
+  const std::string& path() const { return m_path; }
+  void release() { m_path.clear(); }
+
+private:
+  std::string m_path;
+};
+
 void write_all(int fd, std::string_view data, const std::string& what)
 {
   while (!data.empty()) {
@@ -51,34 +72,39 @@ void write_all(int fd, std::string_view data, const std::string& what)
   }
 }
 
+void sync_directory(const fs::path& dir)
+{
+  FileDescriptor fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0 || ::fsync(fd.get()) != 0) {
+    throw_errno("flushing directory " + dir.string());
+  }
+}
+
 } // namespace
 
 void write_file_atomic(const fs::path& path, std::string_view content)
 {
-  fs::path temporary = path;
-  temporary += ".tmp." + std::to_string(::getpid());
-  {
-    FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd.get() < 0) {
-      throw_errno("creating " + temporary.string());
-    }
-    write_all(fd.get(), content, "writing " + temporary.string());
-    if (::fsync(fd.get()) != 0) {
-      throw_errno("flushing " + temporary.string());
-    }
+  // A unique name (mkstemp, O_EXCL): two writers, even in containers with separate PID
+  // namespaces, never share a temporary file.
+  std::string pattern = path.string() + ".tmp.XXXXXX";
+  FileDescriptor fd(::mkstemp(pattern.data()));
+  if (fd.get() < 0) {
+    throw_errno("creating a temporary file for " + path.string());
   }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    int saved = errno;
-    ::unlink(temporary.c_str());
-    errno = saved;
-    throw_errno("renaming " + temporary.string() + " to " + path.string());
+  TemporaryName temporary(pattern);
+  if (::fchmod(fd.get(), 0644) != 0) {
+    throw_errno("setting the mode of " + temporary.path());
   }
+  write_all(fd.get(), content, "writing " + temporary.path());
+  if (::fsync(fd.get()) != 0) {
+    throw_errno("flushing " + temporary.path());
+  }
+  if (::rename(temporary.path().c_str(), path.c_str()) != 0) {
+    throw_errno("renaming " + temporary.path() + " to " + path.string());
+  }
+  temporary.release();
   // The rename is durable only once the directory entry is on disk.
-  FileDescriptor dir(::open(path.parent_path().empty() ? "." : path.parent_path().c_str(),
-                            O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.get() >= 0) {
-    ::fsync(dir.get());
-  }
+  sync_directory(path.parent_path());
 }
 
 std::string read_file(const fs::path& path)

@@ -68,12 +68,20 @@ TEST_CASE("mlops::locate_home")
     init_home(project / "src");
     CHECK(locate_home(std::nullopt, nested).dir() == project / "src" / ".mlops");
   }
-  SUBCASE("an explicit home may name the project or the .mlops directory")
+  SUBCASE("an explicit home may name the project or the .mlops directory, with a trailing slash")
   {
     init_home(project);
     CHECK(locate_home(project, "/").dir() == project / ".mlops");
     CHECK(locate_home(project / ".mlops", "/").dir() == project / ".mlops");
+    CHECK(locate_home(project.string() + "/", "/").dir() == project / ".mlops");
+    CHECK(locate_home((project / ".mlops").string() + "/", "/").dir() == project / ".mlops");
     CHECK_THROWS_AS(locate_home(nested, "/"), Error);
+  }
+  SUBCASE("init given the .mlops directory does not nest another one")
+  {
+    init_home((project / ".mlops").string() + "/");
+    CHECK(fs::exists(project / ".mlops" / "mlops.db"));
+    CHECK_FALSE(fs::exists(project / ".mlops" / ".mlops"));
   }
 }
 

@@ -24,7 +24,7 @@ TEST_CASE("mlops::store::Database::open")
       FAIL("opened a missing database");
     } catch (const Error& error) {
       CHECK(error.code() == ExitCode::not_found);
-      CHECK(std::string(error.what()).find("mlops init") != std::string::npos);
+      CHECK(std::string(error.what()).find(path.string()) != std::string::npos);
     }
     Database::open(path, DatabaseOptions{.create = true});
     CHECK(std::filesystem::exists(path));
@@ -32,10 +32,9 @@ TEST_CASE("mlops::store::Database::open")
   SUBCASE("a file that is not a database is an integrity error")
   {
     util::write_file_atomic(path, std::string(4096, 'x'));
-    auto db = Database::open(path);
     try {
-      db.exec("SELECT * FROM sqlite_schema");
-      FAIL("read a damaged database");
+      Database::open(path);
+      FAIL("opened a file that is not a database");
     } catch (const Error& error) {
       CHECK(error.code() == ExitCode::integrity);
     }
@@ -52,11 +51,12 @@ TEST_CASE("mlops::store::Database::open")
       CHECK(error.code() == ExitCode::conflict);
     }
   }
-  SUBCASE("a read-only connection cannot write")
+  SUBCASE("synchronous is FULL, whatever SQLite was built with")
   {
-    Database::open(path, DatabaseOptions{.create = true}).exec("CREATE TABLE t (x)");
-    auto db = Database::open(path, DatabaseOptions{.read_only = true});
-    CHECK_THROWS_AS(db.exec("INSERT INTO t VALUES (1)"), Error);
+    auto db = Database::open(path, DatabaseOptions{.create = true});
+    auto synchronous = db.prepare("PRAGMA synchronous");
+    REQUIRE(synchronous.step());
+    CHECK(synchronous.column_int64(0) == 2);
   }
 }
 
@@ -101,6 +101,22 @@ TEST_CASE("mlops::store::Statement")
     auto rows = db.prepare("SELECT s FROM t WHERE i = 8");
     REQUIRE(rows.step());
     CHECK(rows.column_is_null(0));
+  }
+  SUBCASE("prepare refuses a second statement instead of silently dropping it")
+  {
+    CHECK_THROWS_AS(db.prepare("INSERT INTO t (i) VALUES (1); DROP TABLE t"), Error);
+    CHECK_NOTHROW(db.prepare("SELECT i FROM t;  \n"));
+    auto count = db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 't'");
+    count.step();
+    CHECK(count.column_int64(0) == 1);
+  }
+  SUBCASE("a statement stays valid when its Database is moved")
+  {
+    db.exec("INSERT INTO t (i) VALUES (5)");
+    auto statement = db.prepare("SELECT i FROM t");
+    Database moved = std::move(db);
+    REQUIRE(statement.step());
+    CHECK(statement.column_int64(0) == 5);
   }
   SUBCASE("SQL errors name the database")
   {

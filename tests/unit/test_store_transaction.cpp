@@ -106,6 +106,26 @@ TEST_CASE_FIXTURE(Fixture, "mlops::store::write_transaction")
     CHECK(waited < 3s);
     holder.exec("ROLLBACK");
   }
+  SUBCASE("retries and SQLite's own waiting share one deadline")
+  {
+    // The holder never lets go: the whole call must end near the timeout, not twice it.
+    auto holder = Database::open(path);
+    holder.exec("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)");
+    auto writer = Database::open(path, DatabaseOptions{.busy_timeout = 400ms});
+    auto started = std::chrono::steady_clock::now();
+    int attempts = 0;
+    CHECK_THROWS_AS(store::write_transaction(writer,
+                                             [&] {
+                                               // Fails at once the first time, then SQLite waits.
+                                               if (++attempts == 1) {
+                                                 throw store::BusyError(ExitCode::failure, "busy");
+                                               }
+                                               writer.exec("INSERT INTO t VALUES (2)");
+                                             }),
+                    store::BusyError);
+    CHECK(std::chrono::steady_clock::now() - started < 700ms);
+    holder.exec("ROLLBACK");
+  }
   SUBCASE("retries the whole body when a lock SQLite does not wait for is reported")
   {
     int attempts = 0;

@@ -8,15 +8,15 @@ namespace mlops {
 
 void install_interrupt_handlers();
 
-// The signal that asked us to stop, or 0.
-int interrupt_signal();
+// Whether SIGINT or SIGTERM arrived.
 bool interrupted();
 
 // Throws Error(ExitCode::interrupted) when a signal arrived. Long loops call it between steps.
 void throw_if_interrupted();
 
 // A function the handler calls on the first signal, for work blocked where a flag is not seen.
-// It must be async-signal-safe. At most a few hooks at a time; remove before ctx dies.
+// It must be async-signal-safe. At most a few hooks at a time; remove before ctx dies. Adding and
+// removing are for one thread at a time (the signal handler may run during either).
 using InterruptHook = void (*)(void* ctx);
 void add_interrupt_hook(InterruptHook hook, void* ctx);
 void remove_interrupt_hook(InterruptHook hook, void* ctx);

@@ -24,8 +24,10 @@ struct HomeCheck
 };
 
 // Runs SQLite's integrity and foreign-key checks, compares the recorded migrations with the ones
-// this binary embeds, and checks the layout of the object store. Throws only when the database
-// cannot be opened at all.
-HomeCheck check_home(const Home& home);
+// this binary embeds, and checks the layout of the object store. Unlike other commands it applies
+// no pending migration. Problems it can describe go into the report; it throws Error only when it
+// cannot look at all: the database is missing (not_found), unreadable (failure, integrity), newer
+// than this binary (conflict), or the user interrupted.
+HomeCheck check_home(const Home& home, const store::DatabaseOptions& options = {});
 
 } // namespace mlops

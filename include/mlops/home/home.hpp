@@ -8,6 +8,7 @@
 //   .mlops/config.json     settings
 
 #include "mlops/store/database.hpp"
+#include "mlops/store/migrations.hpp"
 
 #include <filesystem>
 #include <optional>
@@ -31,14 +32,25 @@ public:
   std::filesystem::path workers_dir() const { return m_dir / "workers"; }
   std::filesystem::path config_path() const { return m_dir / "config.json"; }
 
+  // Throws Error(not_found), saying how to recreate it, when the database file is missing.
+  void require_database() const;
+
   // Opens the database and applies pending migrations, so that a binary upgrade upgrades the
   // schema on first use. Throws Error (not_found when the database is missing, conflict when it
   // is newer than this binary).
   store::Database open_database(const store::DatabaseOptions& options = {}) const;
 
+  // Brings the database to the latest schema, creating it when it does not exist yet (so that a
+  // `db migrate` racing an `init` finishes the job instead of failing). Throws Error.
+  store::MigrationReport migrate_database(const store::DatabaseOptions& options = {}) const;
+
 private:
   std::filesystem::path m_dir;
 };
+
+// The .mlops directory that `dir` names: `dir` itself when it is called .mlops, else dir/.mlops.
+// Relative paths are made absolute; a trailing slash (as tab completion adds) is ignored.
+std::filesystem::path home_dir_for(const std::filesystem::path& dir);
 
 // The nearest `.mlops` directory at or above `start`, if any.
 std::optional<std::filesystem::path> find_home_upward(const std::filesystem::path& start);
@@ -57,9 +69,8 @@ struct InitResult
   std::vector<int> applied;  // migrations this call applied
 };
 
-// Creates `project_dir`/.mlops with its database, directories and default config, or completes
-// and migrates an existing one. Safe to run from many processes at once.
-InitResult init_home(const std::filesystem::path& project_dir,
-                     const store::DatabaseOptions& options = {});
+// Creates the home that `dir` names (see home_dir_for) with its database, directories and default
+// config, or completes and migrates an existing one. Safe to run from many processes at once.
+InitResult init_home(const std::filesystem::path& dir, const store::DatabaseOptions& options = {});
 
 } // namespace mlops

@@ -1,7 +1,8 @@
 #pragma once
 // One SQLite connection to an mlops database. Every connection gets the same settings: foreign
-// keys on, defensive mode, extended result codes, and a busy handler that waits with back-off for
-// other processes' locks, gives up after `busy_timeout`, and stops early when the user interrupts.
+// keys on, synchronous=FULL, defensive mode, extended result codes, and a busy handler that waits
+// with back-off for other processes' locks, gives up after `busy_timeout`, and stops early when the
+// user interrupts. A connection belongs to one thread at a time.
 
 #include <chrono>
 #include <cstdint>
@@ -10,16 +11,15 @@
 #include <string_view>
 
 struct sqlite3;
-struct sqlite3_stmt;
 
 namespace mlops::store {
 
+struct Connection;
 class Statement;
 
 struct DatabaseOptions
 {
-  bool create = false;     // create the file when it does not exist
-  bool read_only = false;  // open without write access (nothing may be written)
+  bool create = false;  // create the file when it does not exist
   std::chrono::milliseconds busy_timeout{30'000};
 };
 
@@ -39,7 +39,8 @@ public:
 
   // A prepared statement from this connection's cache: preparing the same SQL again costs nothing.
   // The Statement goes back to the cache, reset, when it goes out of scope; the same SQL may be
-  // in use twice at once (the second gets a fresh statement).
+  // in use twice at once (the second gets a fresh statement). `sql` must be one statement: text
+  // after it is an error, not silently ignored.
   Statement prepare(std::string_view sql);
 
   std::int64_t last_insert_rowid() const;
@@ -48,14 +49,11 @@ public:
   const std::filesystem::path& path() const;
   std::chrono::milliseconds busy_timeout() const;
   sqlite3* handle() const;
+  Connection& connection() const { return *m_connection; }
 
 private:
-  friend class Statement;
-  void return_to_cache(sqlite3_stmt* stmt);
-
-  struct Impl;
-  explicit Database(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> m_impl;
+  explicit Database(std::unique_ptr<Connection> connection);
+  std::unique_ptr<Connection> m_connection;
 };
 
 } // namespace mlops::store

@@ -11,12 +11,12 @@ struct sqlite3_stmt;
 
 namespace mlops::store {
 
-class Database;
+struct Connection;
 
 class Statement
 {
 public:
-  Statement(Database& db, sqlite3_stmt* stmt);
+  Statement(Connection& connection, sqlite3_stmt* stmt);
   Statement(Statement&& other) noexcept;
   Statement& operator=(Statement&&) = delete;
   ~Statement();  // Resets the statement and clears its bindings for the next user.
@@ -42,7 +42,7 @@ public:
   }
 
   // Advances to the next row: true when a row is available, false when done. Throws Error
-  // (store::BusyError when the database stayed locked).
+  // (store::BusyError when the database stayed locked, interrupted after a signal).
   bool step();
   // Runs a statement to completion, for writes.
   void run();
@@ -53,7 +53,7 @@ public:
   std::string column_text(int column) const;
 
 private:
-  Database* m_db;
+  Connection* m_connection;
   sqlite3_stmt* m_stmt;
 };
 

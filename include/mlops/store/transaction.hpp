@@ -29,6 +29,7 @@ private:
 // is rolled back and `body` runs again from the start, with growing back-off, until the
 // connection's busy timeout has passed (then BusyError reaches the caller). So `body` must only
 // change the database and its own locals. Interrupts end the retries with ExitCode::interrupted.
+// Transactions do not nest: `body` must not start another one on the same connection.
 void write_transaction(Database& db, const std::function<void()>& body);
 
 // Retries `attempt` on BusyError the same way, for work that is not one transaction (changing

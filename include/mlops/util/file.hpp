@@ -9,8 +9,10 @@
 
 namespace mlops::util {
 
-// Writes `content` to `path` atomically and durably. The temporary file lives in `path`'s
-// directory (same filesystem, so the rename is atomic). Throws std::system_error.
+// Writes `content` (mode 0644) to `path` atomically and durably: a uniquely named temporary file in
+// `path`'s directory (same filesystem, so the rename is atomic), flushed, renamed into place, and
+// the directory flushed. On failure the temporary file is removed and `path` is unchanged.
+// Throws std::system_error.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
 
 // Reads a whole file. Throws std::system_error.

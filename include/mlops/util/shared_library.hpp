@@ -1,7 +1,5 @@
 #pragma once
-// A shared library opened at run time. mlops loads libcurl and libgit2 this way, on first use,
-// because linking them costs every command about 5 ms of start-up (their dependency chains pull
-// in some 30 more libraries) while only a few commands use them.
+// A shared library opened at run time with dlopen, closed when the object dies.
 
 #include <string>
 
@@ -24,8 +22,6 @@ public:
   {
     pointer = reinterpret_cast<Function*>(symbol(name));
   }
-
-  const std::string& soname() const { return m_soname; }
 
 private:
   std::string m_soname;
