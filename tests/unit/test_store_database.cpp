@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
+
 using namespace mlops;
 using store::Database;
 using store::DatabaseOptions;
@@ -113,8 +115,9 @@ TEST_CASE("mlops::store::Statement")
   SUBCASE("a statement stays valid when its Database is moved")
   {
     db.exec("INSERT INTO t (i) VALUES (5)");
+    std::optional<Database> moved;  // Declared first: it must outlive the statement.
     auto statement = db.prepare("SELECT i FROM t");
-    Database moved = std::move(db);
+    moved.emplace(std::move(db));
     REQUIRE(statement.step());
     CHECK(statement.column_int64(0) == 5);
   }

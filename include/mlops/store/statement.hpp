@@ -1,6 +1,7 @@
 #pragma once
 // A prepared statement borrowed from a Database's cache. Values are bound by 1-based index and
 // read by 0-based column, as in SQLite. SQL text is never assembled from values: bind them.
+// A Statement must not outlive the Database that prepared it (moving the Database is fine).
 
 #include <cstdint>
 #include <optional>
