@@ -30,6 +30,9 @@ CommandNode command_tree(const CLI::App& app)
   CommandNode node;
   node.name = app.get_name();
   node.description = app.get_description();
+  if (app.get_group() == "Planned") {
+    node.description += " (planned, not in this version yet)";
+  }
   for (const auto* option : app.get_options()) {
     if (option->get_positional()) {
       std::string name = option->get_name();

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace mlops {
 
 namespace {
@@ -26,10 +28,18 @@ std::string roff(std::string_view text)
   return escaped;
 }
 
-std::string option_entries(const std::vector<CommandOption>& options)
+bool is_help(const CommandOption& option)
+{
+  return std::find(option.flags.begin(), option.flags.end(), "--help") != option.flags.end();
+}
+
+std::string option_entries(const std::vector<CommandOption>& options, bool with_help)
 {
   std::string text;
   for (const auto& option : options) {
+    if (!with_help && is_help(option)) {
+      continue;  // Listed once, under OPTIONS; every command has it.
+    }
     text += ".TP\n.B " + roff(fmt::format("{}", fmt::join(option.flags, ", ")));
     if (!option.value_name.empty()) {
       text += " " + roff(option.value_name);
@@ -43,14 +53,13 @@ void command_entries(const CommandNode& node, const std::string& path, std::stri
 {
   for (const auto& child : node.subcommands) {
     std::string child_path = path + " " + child.name;
-    // Nouns without verbs of their own are the commands users run; nouns with verbs are headings.
     text += ".TP\n.B " + roff(child_path);
     if (!child.usage.empty()) {
       text += " " + roff(child.usage);
     }
     text += "\n" + roff(child.description) + "\n";
-    if (!child.options.empty()) {
-      text += ".RS\n" + option_entries(child.options) + ".RE\n";
+    if (auto options = option_entries(child.options, false); !options.empty()) {
+      text += ".RS\n" + options + ".RE\n";
     }
     command_entries(child, child_path, text);
   }
@@ -68,7 +77,7 @@ std::string man_page(const CommandNode& root, std::string_view version)
           "registry, serves models on a bundled worker and promotes new versions by canary or "
           "blue\\-green with automatic rollback. All metadata lives in one SQLite file under "
           ".mlops/, found upward from the working directory.\n";
-  text += ".SH OPTIONS\nThese work before or after any command.\n" + option_entries(root.options);
+  text += ".SH OPTIONS\nThese work before or after any command.\n" + option_entries(root.options, true);
   text += ".SH COMMANDS\n";
   command_entries(root, "mlops", text);
   text += ".SH EXIT STATUS\n";
