@@ -97,6 +97,26 @@ const Home& Context::home()
   return *m_home;
 }
 
+const Home* Context::find_home()
+{
+  if (!m_home) {
+    if (explicit_home()) {
+      return &home();  // An explicit home that does not exist is an error, not "no home".
+    }
+    auto found = find_home_upward(std::filesystem::current_path());
+    if (!found) {
+      return nullptr;
+    }
+    m_home.emplace(*found);
+  }
+  return &*m_home;
+}
+
+bool Context::progress_enabled()
+{
+  return isatty(STDERR_FILENO) && !options.json && !options.quiet;
+}
+
 store::Database& Context::database()
 {
   if (!m_database) {

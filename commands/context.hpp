@@ -37,6 +37,10 @@ public:
   std::optional<std::filesystem::path> explicit_home() const;
   store::DatabaseOptions database_options() const;
   const Home& home();
+  // The home when there is one (for commands that also work without, like `hash`).
+  const Home* find_home();
+  // Whether long work may draw a progress bar: stderr is a terminal, no --json, no -q.
+  bool progress_enabled();
   store::Database& database();
 
   // For commands whose result is itself the failure report (`db check`): the result is printed,

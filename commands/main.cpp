@@ -31,7 +31,7 @@ struct Noun
 // setup_planned, so that scripts and users see the whole shape of the tool from day one.
 constexpr Noun nouns[] = {
   {"init", "Create an mlops home (.mlops/) in a directory", setup_init},
-  {"hash", "Hash files and directories by content (SHA-256)", setup_planned},
+  {"hash", "Hash files and directories by content (SHA-256)", setup_hash},
   {"artifact", "Store, fetch and verify content-addressed artifacts", setup_planned},
   {"data", "Version datasets: add, diff, status, checkout", setup_planned},
   {"exp", "Manage experiments", setup_planned},

@@ -11,7 +11,7 @@ _mlops_flags() {
   case "$1" in
     '') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'init') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
-    'hash') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'hash') printf '%s\n' '-h --help --list --check -j --jobs --no-cache --home --json -q --quiet -v --verbose --no-color --version' ;;
     'artifact') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'data') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'exp') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
@@ -32,7 +32,7 @@ _mlops_valued_flags() {
   case "$1" in
     '') printf '%s\n' '--home' ;;
     'init') printf '%s\n' '--home' ;;
-    'hash') printf '%s\n' '--home' ;;
+    'hash') printf '%s\n' '--check -j --jobs --home' ;;
     'artifact') printf '%s\n' '--home' ;;
     'data') printf '%s\n' '--home' ;;
     'exp') printf '%s\n' '--home' ;;

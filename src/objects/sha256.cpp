@@ -1,0 +1,140 @@
+#include "mlops/objects/sha256.hpp"
+
+#include "mlops/core/error.hpp"
+#include "mlops/core/interrupt.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/std.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mlops::objects {
+
+struct Sha256::Context
+{
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~Context() { EVP_MD_CTX_free(ctx); }
+};
+
+Sha256::Sha256() : m_context(std::make_unique<Context>())
+{
+  if (!m_context->ctx || EVP_DigestInit_ex(m_context->ctx, EVP_sha256(), nullptr) != 1) {
+    throw Error(ExitCode::failure, "OpenSSL cannot compute SHA-256 (EVP_DigestInit_ex failed)");
+  }
+}
+
+Sha256::~Sha256() = default;
+
+void Sha256::update(const void* data, size_t size)
+{
+  EVP_DigestUpdate(m_context->ctx, data, size);
+}
+
+Digest Sha256::finish()
+{
+  Digest digest;
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(m_context->ctx, digest.bytes.data(), &length);
+  EVP_DigestInit_ex(m_context->ctx, EVP_sha256(), nullptr);
+  return digest;
+}
+
+Digest sha256(std::string_view data)
+{
+  Sha256 hasher;
+  hasher.update(data.data(), data.size());
+  return hasher.finish();
+}
+
+FileIdentity FileIdentity::of(const struct stat& status)
+{
+  constexpr std::int64_t billion = 1'000'000'000;
+  return FileIdentity{
+    static_cast<std::uint64_t>(status.st_dev),
+    static_cast<std::uint64_t>(status.st_ino),
+    static_cast<std::int64_t>(status.st_size),
+    status.st_mtim.tv_sec * billion + status.st_mtim.tv_nsec,
+    status.st_ctim.tv_sec * billion + status.st_ctim.tv_nsec,
+  };
+}
+
+namespace {
+
+[[noreturn]] void throw_io(std::string_view doing, std::string_view what)
+{
+  throw Error(ExitCode::failure, fmt::format("cannot {} {}: {}", doing, what, std::strerror(errno)));
+}
+
+FileIdentity identity_of(int fd, std::string_view what)
+{
+  struct stat status = {};
+  if (::fstat(fd, &status) != 0) {
+    throw_io("inspect", what);
+  }
+  return FileIdentity::of(status);
+}
+
+} // namespace
+
+HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buffer, int copy_to)
+{
+  buffer.resize(hash_buffer_size);
+  const FileIdentity before = identity_of(fd, what);
+  if (before.size > static_cast<std::int64_t>(buffer.size())) {
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
+  Sha256 hasher;
+  for (;;) {
+    ssize_t got = ::read(fd, buffer.data(), buffer.size());
+    if (got < 0) {
+      if (errno == EINTR) {
+        throw_if_interrupted();
+        continue;
+      }
+      throw_io("read", what);
+    }
+    if (got == 0) {
+      break;
+    }
+    hasher.update(buffer.data(), static_cast<size_t>(got));
+    for (ssize_t done = 0; copy_to >= 0 && done < got;) {
+      ssize_t written = ::write(copy_to, buffer.data() + done, static_cast<size_t>(got - done));
+      if (written < 0 && errno != EINTR) {
+        throw_io("write a copy of", what);
+      }
+      done += written > 0 ? written : 0;
+    }
+  }
+  const FileIdentity after = identity_of(fd, what);
+  if (after != before) {
+    throw Error(ExitCode::failure,
+                fmt::format("{} changed while it was being read, retry once nothing writes to it", what));
+  }
+  return HashedFile{hasher.finish(), after};
+}
+
+HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffer)
+{
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // O_NOATIME needs ownership.
+  }
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      throw Error(ExitCode::not_found, fmt::format("{} does not exist", path));
+    }
+    throw_io("open", fmt::format("{}", path));
+  }
+  struct Closer
+  {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  return hash_open_file(fd, fmt::format("{}", path), buffer);
+}
+
+} // namespace mlops::objects
