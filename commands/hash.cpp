@@ -34,14 +34,24 @@ std::vector<HashedTarget> hash_targets(Context& context, const HashOptions& opti
                                        const std::vector<std::filesystem::path>& paths)
 {
   auto plan = plan_hashing(paths);
+  // The cache only saves time: a home this user cannot write (or a damaged one) must not stop a
+  // command that only reads files.
   std::optional<HashCache> cache;
   if (!options.no_cache && context.find_home()) {
-    cache.emplace(context.database());
+    try {
+      cache.emplace(context.database());
+    } catch (const Error& error) {
+      spdlog::warn("hashing without the hash cache: {}", error.what());
+    }
   }
   Progress progress(context.progress_enabled(), "hashing", plan.files.size(), plan.total_bytes);
   auto digests = hash_files(plan, options.jobs, cache ? &*cache : nullptr, &progress);
   if (cache) {
-    cache->flush();
+    try {
+      cache->flush();
+    } catch (const Error& error) {
+      spdlog::warn("the hash cache was not updated: {}", error.what());
+    }
   }
   size_t hits = std::count_if(digests.begin(), digests.end(), [](const auto& d) { return d.from_cache; });
   spdlog::info("{} file(s): {} from the hash cache, {} read", digests.size(), hits, digests.size() - hits);
@@ -75,10 +85,13 @@ void print_hashes(Context& context, const HashOptions& options)
     if (target.is_tree && options.list) {
       nlohmann::json entries = nlohmann::json::array();
       for (const auto& entry : target.entries) {
-        std::string full = (target.path / entry.path).string();
         entries.push_back({{"path", entry.path}, {"mode", fmt::format("{:o}", entry.mode)},
                            {"size", entry.size}, {"digest", entry.digest.text()}});
-        human += format_checksum_line(entry.digest, full);
+        // Links are left out of the text: their digest is of the link's target text, which
+        // neither `sha256sum -c` nor `--check` (both follow links) could confirm.
+        if (entry.mode != mode_symlink) {
+          human += format_checksum_line(entry.digest, (target.path / entry.path).string());
+        }
       }
       document["entries"] = entries;
     }
@@ -98,6 +111,9 @@ void check_hashes(Context& context, const HashOptions& options)
     throw Error(ExitCode::not_found, fmt::format("cannot read the checksum list {}: {}", options.check, error.what()));
   }
   auto lines = parse_checksum_list(text);
+  if (lines.empty()) {
+    throw Error(ExitCode::usage, fmt::format("{} lists no checksums, give the output of `mlops hash`", options.check));
+  }
   nlohmann::json results = nlohmann::json::array();
   std::string human;
   size_t bad = 0;
@@ -114,7 +130,7 @@ void check_hashes(Context& context, const HashOptions& options)
       spdlog::warn("{}", error.what());
     }
     bad += status != "OK";
-    human += fmt::format("{}: {}\n", line.name, status);
+    human += format_check_result(line.name, status);
     results.push_back({{"path", line.name}, {"expected", line.digest.text()}, {"ok", status == "OK"}});
   }
   context.out().result({{"checked", results}, {"failed", bad}}, human);
@@ -130,7 +146,7 @@ void setup_hash(CLI::App& noun, Context& context)
 {
   auto options = std::make_shared<HashOptions>();
   noun.add_option("PATH", options->paths, "Files and directories to hash")->type_name("PATH");
-  noun.add_flag("--list", options->list, "Also print every file inside directories");
+  noun.add_flag("--list", options->list, "Also print every file inside directories (--json: links too)");
   noun.add_option("--check", options->check, "Verify a list printed before (sha256sum format; - for stdin)")
     ->type_name("FILE");
   noun.add_option("-j,--jobs", options->jobs, "Files hashed at once (default: all cores)")

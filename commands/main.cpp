@@ -32,7 +32,7 @@ struct Noun
 constexpr Noun nouns[] = {
   {"init", "Create an mlops home (.mlops/) in a directory", setup_init},
   {"hash", "Hash files and directories by content (SHA-256)", setup_hash},
-  {"artifact", "Store, fetch and verify content-addressed artifacts", setup_planned},
+  {"artifact", "Store, fetch and verify content-addressed artifacts", setup_artifact},
   {"data", "Version datasets: add, diff, status, checkout", setup_planned},
   {"exp", "Manage experiments", setup_planned},
   {"run", "Track runs: params, metrics, artifacts, search", setup_planned},

@@ -3,6 +3,7 @@
 _mlops_subcommands() {
   case "$1" in
     '') printf '%s\n' 'init hash artifact data exp run model serve deploy db completion version' ;;
+    'artifact') printf '%s\n' 'add get cat ls show verify gc' ;;
     'db') printf '%s\n' 'check migrate status' ;;
   esac
 }
@@ -13,6 +14,13 @@ _mlops_flags() {
     'init') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'hash') printf '%s\n' '-h --help --list --check -j --jobs --no-cache --home --json -q --quiet -v --verbose --no-color --version' ;;
     'artifact') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'artifact add') printf '%s\n' '-h --help --link -j --jobs --no-cache --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'artifact get') printf '%s\n' '-h --help --link --force --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'artifact cat') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'artifact ls') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'artifact show') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'artifact verify') printf '%s\n' '-h --help --all -j --jobs --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'artifact gc') printf '%s\n' '-h --help --dry-run --home --json -q --quiet -v --verbose --no-color --version' ;;
     'data') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'exp') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'run') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
@@ -34,6 +42,13 @@ _mlops_valued_flags() {
     'init') printf '%s\n' '--home' ;;
     'hash') printf '%s\n' '--check -j --jobs --home' ;;
     'artifact') printf '%s\n' '--home' ;;
+    'artifact add') printf '%s\n' '--link -j --jobs --home' ;;
+    'artifact get') printf '%s\n' '--link --home' ;;
+    'artifact cat') printf '%s\n' '--home' ;;
+    'artifact ls') printf '%s\n' '--home' ;;
+    'artifact show') printf '%s\n' '--home' ;;
+    'artifact verify') printf '%s\n' '-j --jobs --home' ;;
+    'artifact gc') printf '%s\n' '--home' ;;
     'data') printf '%s\n' '--home' ;;
     'exp') printf '%s\n' '--home' ;;
     'run') printf '%s\n' '--home' ;;

@@ -1,5 +1,5 @@
 -- The content-addressed object store (.mlops/objects/sha256/ab/cdef...). A row exists only once
--- its object is durably in place; gc deletes the file before the row.
+-- its object is durably in place; gc deletes the row before the file.
 CREATE TABLE objects (
   digest     TEXT PRIMARY KEY,  -- 64 lowercase hex digits of the SHA-256 of the content
   kind       TEXT NOT NULL CHECK (kind IN ('blob', 'tree')),  -- tree: a directory manifest

@@ -14,13 +14,12 @@ namespace {
                                            line, why));
 }
 
-} // namespace
-
-std::string format_checksum_line(const Digest& digest, std::string_view name)
+// GNU's rule: a name with a backslash or newline is escaped, and its line starts with a backslash.
+std::string escaped_line(std::string_view before, std::string_view name, std::string_view after)
 {
   bool escape = name.find_first_of("\\\n") != std::string_view::npos;
   std::string line = escape ? "\\" : "";
-  line += digest.hex() + "  ";
+  line += before;
   for (char c : name) {
     if (escape && c == '\\') {
       line += "\\\\";
@@ -30,7 +29,20 @@ std::string format_checksum_line(const Digest& digest, std::string_view name)
       line += c;
     }
   }
-  return line + "\n";
+  line += after;
+  return line;
+}
+
+} // namespace
+
+std::string format_checksum_line(const Digest& digest, std::string_view name)
+{
+  return escaped_line(digest.hex() + "  ", name, "\n");
+}
+
+std::string format_check_result(std::string_view name, std::string_view status)
+{
+  return escaped_line("", name, fmt::format(": {}\n", status));
 }
 
 std::vector<ChecksumLine> parse_checksum_list(std::string_view text)

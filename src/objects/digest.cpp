@@ -24,6 +24,16 @@ int hex_value(char c)
   return -1;
 }
 
+// The user's text for an error message: control bytes (a NUL would end the message) shown as \xNN.
+std::string printable(std::string_view text)
+{
+  std::string shown;
+  for (unsigned char c : text) {
+    shown += c < 0x20 || c == 0x7f ? fmt::format("\\x{:02x}", c) : std::string(1, static_cast<char>(c));
+  }
+  return shown;
+}
+
 std::string_view without_scheme(std::string_view text)
 {
   return text.starts_with(scheme) ? text.substr(scheme.size()) : text;
@@ -70,13 +80,13 @@ std::string parse_digest_prefix(std::string_view text)
       throw Error(ExitCode::usage,
                   fmt::format("`{}` is not a digest: `{}` is not a hex digit, use the 64 hex "
                               "digits `mlops artifact ls` shows, or a unique prefix of them",
-                              text, c));
+                              printable(text), printable(std::string_view(&c, 1))));
     }
     prefix += "0123456789abcdef"[value];
   }
   if (prefix.size() < min_prefix_digits || prefix.size() > 64) {
     throw Error(ExitCode::usage,
-                fmt::format("`{}` is not a digest: it has {} hex digits, use between {} and 64", text,
+                fmt::format("`{}` is not a digest: it has {} hex digits, use between {} and 64", printable(text),
                             prefix.size(), min_prefix_digits));
   }
   return prefix;

@@ -50,6 +50,7 @@ FileDigest digest_of(const FileJob& job, HashCache* cache, Progress* progress, s
   }
   auto started = std::chrono::system_clock::now();
   auto hashed = hash_file(job.full, buffer);
+  require_unchanged(job, hashed.identity);
   if (cache) {
     cache->remember(hashed.identity, hashed.digest, started);
   }
@@ -60,6 +61,27 @@ FileDigest digest_of(const FileJob& job, HashCache* cache, Progress* progress, s
 }
 
 } // namespace
+
+void throw_unreadable(std::vector<std::string> problems)
+{
+  std::sort(problems.begin(), problems.end());
+  constexpr size_t shown = 10;
+  std::string list = fmt::format("{}", fmt::join(problems.begin(), problems.begin() + std::min(shown, problems.size()), "; "));
+  if (problems.size() > shown) {
+    list += fmt::format("; and {} more", problems.size() - shown);
+  }
+  throw Error(ExitCode::failure, fmt::format("{} entr{} could not be read: {}; fix their permissions or move them away",
+                                             problems.size(), problems.size() == 1 ? "y" : "ies", list));
+}
+
+void require_unchanged(const FileJob& job, const FileIdentity& read)
+{
+  // Inside trees the listing used lstat and the read used the same inode, so all fields compare.
+  if (read.size != job.identity.size || read.mtime_ns != job.identity.mtime_ns || read.inode != job.identity.inode) {
+    throw Error(ExitCode::failure,
+                fmt::format("{} changed while it was being hashed, retry once nothing writes to it", job.full));
+  }
+}
 
 HashPlan plan_hashing(const std::vector<fs::path>& paths)
 {
@@ -75,6 +97,9 @@ HashPlan plan_hashing(const std::vector<fs::path>& paths)
     size_t target = plan.targets.size();
     if (S_ISDIR(status.st_mode)) {
       auto walk = walk_tree(path);
+      for (const auto& entry : walk.unreadable) {
+        plan.unreadable.push_back(fmt::format("{}: cannot be listed", (path / entry).string()));
+      }
       plan.targets.push_back(Target{path, true, std::move(walk.skipped)});
       for (auto& file : walk.files) {
         plan.total_bytes += static_cast<std::uint64_t>(file.identity.size);
@@ -101,7 +126,7 @@ std::vector<FileDigest> hash_files(const HashPlan& plan, unsigned jobs, HashCach
     cache->preload();
   }
   std::vector<FileDigest> digests(plan.files.size());
-  std::vector<std::string> failures;
+  std::vector<std::string> failures = plan.unreadable;
   std::mutex failures_mutex;
   util::parallel_for(
     plan.files.size(), jobs,
@@ -120,13 +145,7 @@ std::vector<FileDigest> hash_files(const HashPlan& plan, unsigned jobs, HashCach
     [] { return interrupted(); });
   throw_if_interrupted();
   if (!failures.empty()) {
-    std::sort(failures.begin(), failures.end());
-    constexpr size_t shown = 10;
-    std::string list = fmt::format("{}", fmt::join(failures.begin(), failures.begin() + std::min(shown, failures.size()), "; "));
-    if (failures.size() > shown) {
-      list += fmt::format("; and {} more", failures.size() - shown);
-    }
-    throw Error(ExitCode::failure, fmt::format("{} file(s) could not be hashed: {}", failures.size(), list));
+    throw_unreadable(std::move(failures));
   }
   return digests;
 }

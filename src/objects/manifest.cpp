@@ -93,11 +93,15 @@ std::vector<TreeEntry> parse_manifest(std::string_view bytes)
     rest = rest.substr(end + 1);
 
     TreeEntry entry;
-    if (!parse_number(next_field(line), entry.mode, 8) || !valid_mode(entry.mode)) {
+    // Numbers must be written exactly as render_manifest writes them (no leading zeros or signs):
+    // one tree, one manifest, one digest.
+    auto mode_text = next_field(line);
+    if (!parse_number(mode_text, entry.mode, 8) || !valid_mode(entry.mode) || mode_text != fmt::format("{:o}", entry.mode)) {
       reject(number, "its mode is not 100644, 100755 or 120000");
     }
-    if (!parse_number(next_field(line), entry.size, 10) || entry.size < 0) {
-      reject(number, "its size is not a non-negative number");
+    auto size_text = next_field(line);
+    if (!parse_number(size_text, entry.size, 10) || entry.size < 0 || size_text != std::to_string(entry.size)) {
+      reject(number, "its size is not a non-negative number written without leading zeros");
     }
     auto digest_text = next_field(line);
     auto digest = Digest::parse(digest_text);

@@ -22,7 +22,6 @@ namespace {
 struct Walker
 {
   TreeWalk result;
-  std::vector<std::string> unreadable;
 
   // Reads directory `dir_fd` (relative path `prefix`, "" for the root) with openat/fstatat, which
   // is several times faster than std::filesystem on trees of many small files.
@@ -32,7 +31,7 @@ struct Walker
     DIR* dir = fdopendir(dir_fd);
     if (!dir) {
       ::close(dir_fd);
-      unreadable.push_back(prefix.empty() ? "." : prefix);
+      result.unreadable.push_back(prefix.empty() ? "." : prefix);
       return;
     }
     while (dirent* entry = readdir(dir)) {
@@ -43,13 +42,13 @@ struct Walker
       std::string path = prefix.empty() ? std::string(name) : prefix + "/" + std::string(name);
       struct stat status = {};
       if (fstatat(dirfd(dir), entry->d_name, &status, AT_SYMLINK_NOFOLLOW) != 0) {
-        unreadable.push_back(path);
+        result.unreadable.push_back(path);
         continue;
       }
       if (S_ISDIR(status.st_mode)) {
         int child = openat(dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (child < 0) {
-          unreadable.push_back(path);
+          result.unreadable.push_back(path);
           continue;
         }
         walk(child, root, path);
@@ -79,13 +78,6 @@ TreeWalk walk_tree(const std::filesystem::path& root)
   }
   Walker walker;
   walker.walk(fd, root, "");
-  if (!walker.unreadable.empty()) {
-    std::sort(walker.unreadable.begin(), walker.unreadable.end());
-    throw Error(ExitCode::failure,
-                fmt::format("cannot read {} under {}: {}; fix their permissions or move them away",
-                            walker.unreadable.size() == 1 ? "this entry" : "these entries", root,
-                            fmt::join(walker.unreadable, ", ")));
-  }
   std::sort(walker.result.files.begin(), walker.result.files.end(),
             [](const WalkedFile& a, const WalkedFile& b) { return a.path < b.path; });
   return std::move(walker.result);

@@ -7,7 +7,7 @@ import pytest
 from conftest import SOURCE_DIR, expect_error
 
 NOUNS = ["init", "hash", "artifact", "data", "exp", "run", "model", "serve", "deploy", "db", "completion", "version"]
-PLANNED = ["artifact", "data", "exp", "run", "model", "serve", "deploy"]
+PLANNED = ["data", "exp", "run", "model", "serve", "deploy"]
 
 
 def project_version():

@@ -20,6 +20,9 @@ struct ChecksumLine
 
 std::string format_checksum_line(const Digest& digest, std::string_view name);
 
+// "<name>: <status>\n" as `sha256sum -c` prints it (escaped the same way).
+std::string format_check_result(std::string_view name, std::string_view status);
+
 // Throws Error(usage) naming the first malformed line (empty lines are skipped).
 std::vector<ChecksumLine> parse_checksum_list(std::string_view text);
 

@@ -42,7 +42,15 @@ struct HashPlan
   std::vector<Target> targets;
   std::vector<FileJob> files;
   std::uint64_t total_bytes = 0;
+  std::vector<std::string> unreadable;  // directories or entries the listing could not read
 };
+
+// Throws one Error(failure) naming every problem (up to ten, then a count).
+[[noreturn]] void throw_unreadable(std::vector<std::string> problems);
+
+// The file a job read must be the file the plan listed: otherwise its size in the manifest would
+// disagree with its digest. Throws Error(failure) saying it changed.
+void require_unchanged(const FileJob& job, const FileIdentity& read);
 
 // Lists the files of `paths` (following symbolic links given as arguments, not inside trees).
 // Throws Error: not_found for a missing path, failure for an unreadable one or a special file

@@ -20,12 +20,13 @@ struct WalkedFile
 
 struct TreeWalk
 {
-  std::vector<WalkedFile> files;     // sorted by path bytes
-  std::vector<std::string> skipped;  // special files, relative paths
+  std::vector<WalkedFile> files;        // sorted by path bytes
+  std::vector<std::string> skipped;     // special files, relative paths
+  std::vector<std::string> unreadable;  // entries that could not be listed, relative paths
 };
 
-// Throws Error: not_found when `root` is missing, failure naming every directory that cannot be
-// read.
+// Throws Error: not_found when `root` is missing, failure when it cannot be read. Deeper
+// problems are listed in `unreadable`, so the caller can name them with unreadable files.
 TreeWalk walk_tree(const std::filesystem::path& root);
 
 } // namespace mlops::objects

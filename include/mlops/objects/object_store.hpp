@@ -1,0 +1,114 @@
+#pragma once
+// The content-addressed object store: .mlops/objects/sha256/ab/cdef... holds each object once,
+// read-only, named by the SHA-256 of its content. The `objects` table lists what is stored; the
+// `object_refs` table lists what keeps each object alive (gc removes the rest).
+//
+// Durability: objects are written to .mlops/tmp, flushed to disk in one batch (syncfs), renamed
+// into place, flushed again, and only then recorded in the database. So no object is ever visible
+// half-written under its final name, and no row points at an object that is not durably stored.
+// A crash leaves at most files in tmp/ and unrecorded objects, which `gc` removes.
+//
+// Concurrency: commands that read or add objects hold a shared lock (flock on objects/lock);
+// gc holds it exclusively, so it never deletes an object another command is about to use.
+
+#include "mlops/home/home.hpp"
+#include "mlops/objects/hash_paths.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mlops {
+class Progress;
+}
+
+namespace mlops::objects {
+
+class HashCache;
+
+// How a file gets into or out of the store. `auto`: a reflink (copy-on-write clone, instant on
+// btrfs and xfs), else a hard link where that is safe (only for `get`, only when the user cannot
+// write the read-only object, i.e. not as root), else a copy.
+enum class LinkMode { automatic, copy, hardlink, reflink };
+
+// Throws Error(usage) for anything but auto, copy, hardlink, reflink.
+LinkMode parse_link_mode(std::string_view text);
+
+struct StoredObject
+{
+  Digest digest;
+  std::string kind;  // "blob" or "tree"
+  std::int64_t size = 0;
+  std::string created_at;
+};
+
+struct ObjectReference
+{
+  std::string kind;   // "artifact", "tree", later "dataset", "run", "model"
+  std::string owner;  // the path added, the tree digest...
+};
+
+struct AddResult
+{
+  std::vector<HashedTarget> targets;
+  std::size_t objects_written = 0;   // new objects
+  std::size_t objects_existing = 0;  // already stored: nothing written
+  std::uint64_t bytes_written = 0;
+};
+
+struct VerifyProblem
+{
+  Digest digest;
+  std::string problem;  // "missing", "corrupt: content hashes to ...", "unreadable: ..."
+};
+
+struct GcReport
+{
+  std::vector<StoredObject> removed;  // unreferenced objects (would be removed with dry_run)
+  std::uint64_t bytes = 0;
+  std::size_t unrecorded_files = 0;   // object files without a row (left by a crash)
+  std::size_t tmp_files = 0;          // stale files in tmp/
+};
+
+class ObjectStore
+{
+public:
+  ObjectStore(const Home& home, store::Database& db);
+
+  std::filesystem::path object_path(const Digest& digest) const;
+
+  // Stores the files and trees of `paths` and pins each with a reference (`ref_kind`, absolute
+  // path). Files whose digest is cached and whose object exists are not read. Throws Error.
+  AddResult add(const std::vector<std::filesystem::path>& paths, LinkMode mode, unsigned jobs,
+                HashCache* cache, Progress* progress, std::string_view ref_kind = "artifact");
+
+  // The object a digest or unique prefix of 8+ hex digits names. Throws Error: usage when
+  // malformed or ambiguous (listing candidates), not_found when nothing matches.
+  StoredObject resolve(std::string_view reference);
+
+  std::vector<StoredObject> list();
+  std::vector<ObjectReference> references_to(const Digest& digest);
+
+  // Writes the object to `out` (a file, or a directory for a tree), verifying every byte against
+  // its digest before `out` appears. Refuses to replace an existing `out` unless `force`.
+  void get(const StoredObject& object, const std::filesystem::path& out, LinkMode mode, bool force);
+
+  // Writes a blob's bytes (or a tree's listing) to stdout; Error(integrity) if they do not match.
+  void cat(const StoredObject& object);
+
+  // Re-hashes the given objects (all when empty) on `jobs` threads.
+  std::vector<VerifyProblem> verify(const std::vector<StoredObject>& objects, unsigned jobs);
+
+  // Removes objects nothing refers to (directly, or through a referenced tree), object files
+  // without a row, and everything in tmp/. With `dry_run` only reports.
+  GcReport gc(bool dry_run);
+
+private:
+  const Home& m_home;
+  store::Database& m_db;
+};
+
+} // namespace mlops::objects

@@ -1,0 +1,345 @@
+// ObjectStore::add: hash and store files and trees, in three phases.
+//   1. In parallel: every file not already stored is copied (or cloned) into tmp/ while it is
+//      hashed; files whose cached digest names an existing object are not even read.
+//   2. One syncfs, then each new object is renamed to its final name, then another syncfs.
+//   3. One transaction records the objects, the tree entries and the pins.
+#include "mlops/objects/object_store.hpp"
+
+#include "mlops/core/error.hpp"
+#include "mlops/core/interrupt.hpp"
+#include "mlops/core/progress.hpp"
+#include "mlops/objects/hash_cache.hpp"
+#include "mlops/store/statement.hpp"
+#include "mlops/store/transaction.hpp"
+#include "mlops/util/parallel.hpp"
+#include "mlops/util/time.hpp"
+#include "store_files.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/std.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <optional>
+
+namespace mlops::objects {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// An object that phase 1 prepared and phase 2 puts in place: a temporary copy, or (hardlink
+// mode) the source file itself.
+struct NewObject
+{
+  Digest digest;
+  std::optional<TempFile> temp;
+  fs::path link_source;
+  std::uint64_t size = 0;
+};
+
+class FileDescriptor
+{
+public:
+  explicit FileDescriptor(int fd) : m_fd(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor()
+  {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+  }
+  int get() const { return m_fd; }
+
+private:
+  int m_fd;
+};
+
+FileDescriptor open_source(const fs::path& path)
+{
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw Error(errno == ENOENT ? ExitCode::not_found : ExitCode::failure,
+                fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  }
+  return FileDescriptor(fd);
+}
+
+FileIdentity identity_of(int fd, const fs::path& path)
+{
+  struct stat status = {};
+  if (::fstat(fd, &status) != 0) {
+    throw Error(ExitCode::failure, fmt::format("cannot inspect {}: {}", path, std::strerror(errno)));
+  }
+  return FileIdentity::of(status);
+}
+
+// Objects are created read-only: stored objects never change.
+constexpr unsigned object_mode = 0444;
+
+class Adder
+{
+public:
+  Adder(ObjectStore& store, const Home& home, store::Database& db, LinkMode mode, HashCache* cache, Progress* progress)
+    : m_store(store), m_home(home), m_mode(mode), m_cache(cache), m_progress(progress)
+  {
+    // What is stored, in memory: one query instead of a stat per file. (A recorded object whose
+    // file was lost is `artifact verify`'s business, not add's.)
+    for (auto rows = db.prepare("SELECT digest FROM objects"); rows.step();) {
+      if (auto digest = Digest::parse(rows.column_text(0))) {
+        m_stored.insert(*digest);
+      }
+    }
+  }
+
+  // Phase 1 for one file. Returns its digest; queues a NewObject when it is not stored yet.
+  Digest store_file(const FileJob& job)
+  {
+    thread_local std::vector<char> buffer;
+    if (job.mode == mode_symlink) {
+      std::string target = fs::read_symlink(job.full).string();
+      Digest digest = sha256(target);
+      if (!stored(digest)) {
+        TempFile temp(m_home.tmp_dir(), "object-", object_mode, /*unnamed=*/true);
+        write_fully(temp.fd(), target.data(), target.size(), job.full.string());
+        queue(NewObject{digest, std::move(temp), {}, target.size()});
+      }
+      return digest;
+    }
+    if (m_cache) {
+      if (auto cached = m_cache->lookup(job.identity); cached && stored(*cached)) {
+        advance(job.identity.size);
+        return *cached;  // Unchanged and already stored: not read at all.
+      }
+    }
+    auto started = std::chrono::system_clock::now();
+    auto source = open_source(job.full);
+    HashedFile hashed;
+    std::optional<TempFile> temp;
+    if (m_mode == LinkMode::hardlink) {
+      hashed = hash_open_file(source.get(), job.full.string(), buffer);
+    } else {
+      temp.emplace(m_home.tmp_dir(), "object-", object_mode, /*unnamed=*/true);
+      if (!clone_into(source.get(), *temp, job.full, buffer, hashed)) {
+        hashed = hash_open_file(source.get(), job.full.string(), buffer, temp->fd());
+      }
+    }
+    require_unchanged(job, hashed.identity);
+    if (m_cache) {
+      m_cache->remember(hashed.identity, hashed.digest, started);
+    }
+    advance(hashed.identity.size);
+    if (!stored(hashed.digest)) {
+      queue(NewObject{hashed.digest, std::move(temp), m_mode == LinkMode::hardlink ? job.full : fs::path(),
+                      static_cast<std::uint64_t>(hashed.identity.size)});
+    }
+    return hashed.digest;
+  }
+
+  void store_manifest(const HashedTarget& tree)
+  {
+    if (!stored(tree.digest)) {
+      TempFile temp(m_home.tmp_dir(), "tree-", object_mode, /*unnamed=*/true);
+      write_fully(temp.fd(), tree.manifest.data(), tree.manifest.size(), "a tree manifest");
+      queue(NewObject{tree.digest, std::move(temp), {}, tree.manifest.size()});
+    }
+  }
+
+  // Phase 2 for what is still queued. Returns the number of objects written and their bytes.
+  std::pair<size_t, std::uint64_t> put_in_place()
+  {
+    std::lock_guard lock(m_mutex);
+    put_queued_in_place();
+    return {m_written, m_bytes_written};
+  }
+
+private:
+  // Phase 2 for the queue; the caller holds m_mutex. Runs early, from phase 1, when the queue
+  // holds as many open files as the process may have.
+  void put_queued_in_place()
+  {
+    if (m_new.empty()) {
+      return;
+    }
+    sync_filesystem(m_home.tmp_dir());  // Every byte on disk before any name appears.
+    for (auto& object : m_new) {
+      throw_if_interrupted();
+      if (!m_stored.insert(object.digest).second) {
+        continue;  // Another file of this add had the same content.
+      }
+      fs::path target = m_store.object_path(object.digest);
+      if (m_fan_out_dirs.insert(target.parent_path().filename().string()).second) {
+        std::error_code ignored;
+        fs::create_directories(target.parent_path(), ignored);
+      }
+      // An object another process stored meanwhile stays: same name, same bytes.
+      if (object.temp) {
+        object.temp->rename_to(target);
+      } else {
+        link_into_store(object.link_source, target);
+      }
+      ++m_written;
+      m_bytes_written += object.size;
+    }
+    m_new.clear();
+    sync_filesystem(m_home.objects_dir());  // The names on disk before the database row.
+  }
+
+  bool stored(const Digest& digest)
+  {
+    std::lock_guard lock(m_mutex);
+    return m_stored.count(digest) > 0;
+  }
+
+  void queue(NewObject object)
+  {
+    std::lock_guard lock(m_mutex);
+    m_new.push_back(std::move(object));
+    if (m_new.size() >= m_max_open) {
+      put_queued_in_place();
+    }
+  }
+
+  void advance(std::int64_t bytes)
+  {
+    if (m_progress) {
+      m_progress->advance(1, static_cast<std::uint64_t>(bytes));
+    }
+  }
+
+  // Reflink (copy-on-write clone). False when the mode or the filesystem does not allow it, so
+  // the caller copies instead; throws when --link reflink was demanded and is impossible.
+  bool clone_into(int source, TempFile& temp, const fs::path& path, std::vector<char>& buffer, HashedFile& hashed)
+  {
+    if (m_mode == LinkMode::copy || m_mode == LinkMode::hardlink || !m_reflink_works.load()) {
+      return false;
+    }
+    const FileIdentity before = identity_of(source, path);
+    if (::ioctl(temp.fd(), FICLONE, source) != 0) {
+      if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL) {
+        m_reflink_works.store(false);  // The filesystem cannot: do not ask again for every file.
+      }
+      if (m_mode == LinkMode::reflink) {
+        throw Error(ExitCode::failure,
+                    fmt::format("cannot reflink {} into the store: {}; this filesystem may not support "
+                                "it, use --link copy or auto",
+                                path, std::strerror(errno)));
+      }
+      return false;
+    }
+    hashed = hash_open_file(source, path.string(), buffer);
+    if (hashed.identity != before) {  // Changed between the clone and the read.
+      throw Error(ExitCode::failure, fmt::format("{} changed while it was being stored, retry once nothing writes to it", path));
+    }
+    return true;
+  }
+
+  static void link_into_store(const fs::path& source, const fs::path& target)
+  {
+    std::error_code ignored;
+    fs::create_directories(target.parent_path(), ignored);
+    if (::link(source.c_str(), target.c_str()) != 0 && errno != EEXIST) {
+      throw Error(ExitCode::failure,
+                  fmt::format("cannot hard-link {} into the store: {}{}", source, std::strerror(errno),
+                              errno == EXDEV ? " (the home is on another filesystem), use --link copy" : ""));
+    }
+    // The object must never change; with a hard link that makes the user's file read-only too.
+    ::chmod(target.c_str(), 0444);
+  }
+
+  ObjectStore& m_store;
+  const Home& m_home;
+  LinkMode m_mode;
+  HashCache* m_cache;
+  Progress* m_progress;
+  // Guarded by m_mutex: phase 2 may run on a phase 1 thread whenever the queue is full.
+  std::set<Digest> m_stored;
+  std::set<std::string> m_fan_out_dirs;
+  size_t m_max_open = std::max<size_t>(64, raise_open_file_limit() / 2);
+  size_t m_written = 0;
+  std::uint64_t m_bytes_written = 0;
+  std::atomic<bool> m_reflink_works{true};
+  std::mutex m_mutex;
+  std::vector<NewObject> m_new;
+};
+
+void record(store::Database& db, const std::vector<HashedTarget>& targets, const HashPlan& plan,
+            const std::vector<FileDigest>& digests, std::string_view ref_kind)
+{
+  std::string now = util::now_iso8601();
+  auto insert_object = [&](const Digest& digest, const char* kind, std::int64_t size) {
+    db.prepare("INSERT OR IGNORE INTO objects (digest, kind, size, created_at) VALUES (?, ?, ?, ?)")
+      .bind_all(digest.hex(), kind, size, now)
+      .run();
+  };
+  auto insert_ref = [&](const Digest& digest, std::string_view kind, const std::string& owner) {
+    db.prepare("INSERT OR IGNORE INTO object_refs (digest, kind, owner, created_at) VALUES (?, ?, ?, ?)")
+      .bind_all(digest.hex(), kind, owner, now)
+      .run();
+  };
+  store::write_transaction(db, [&] {
+    for (size_t i = 0; i < plan.files.size(); ++i) {
+      insert_object(digests[i].digest, "blob", plan.files[i].identity.size);
+    }
+    for (const auto& target : targets) {
+      if (target.is_tree) {
+        insert_object(target.digest, "tree", static_cast<std::int64_t>(target.manifest.size()));
+        for (const auto& entry : target.entries) {
+          insert_ref(entry.digest, "tree", target.digest.hex());
+        }
+      }
+      insert_ref(target.digest, ref_kind, fs::absolute(target.path).lexically_normal().string());
+    }
+  });
+}
+
+} // namespace
+
+AddResult ObjectStore::add(const std::vector<fs::path>& paths, LinkMode mode, unsigned jobs,
+                           HashCache* cache, Progress* progress, std::string_view ref_kind)
+{
+  auto plan = plan_hashing(paths);
+  if (!plan.unreadable.empty()) {
+    throw_unreadable(plan.unreadable);  // Before anything is written.
+  }
+  StoreLock lock(m_home.objects_dir(), /*exclusive=*/false);
+  if (cache && plan.files.size() > 64) {
+    cache->preload();
+  }
+  Adder adder(*this, m_home, m_db, mode, cache, progress);
+  std::vector<FileDigest> digests(plan.files.size());
+  util::parallel_for(
+    plan.files.size(), jobs, [&](size_t i) { digests[i].digest = adder.store_file(plan.files[i]); },
+    [] { return interrupted(); });
+  throw_if_interrupted();
+
+  AddResult result;
+  result.targets = assemble_targets(plan, digests);
+  for (const auto& target : result.targets) {
+    if (target.is_tree) {
+      adder.store_manifest(target);
+    }
+  }
+  std::tie(result.objects_written, result.bytes_written) = adder.put_in_place();
+  if (cache) {
+    cache->flush();
+  }
+  record(m_db, result.targets, plan, digests, ref_kind);
+  size_t objects = plan.files.size();
+  for (const auto& target : result.targets) {
+    objects += target.is_tree ? 1 : 0;
+  }
+  result.objects_existing = objects - result.objects_written;
+  return result;
+}
+
+} // namespace mlops::objects

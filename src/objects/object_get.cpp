@@ -1,0 +1,170 @@
+// ObjectStore::get and cat: objects out of the store, every byte checked against its digest.
+#include "mlops/objects/object_store.hpp"
+
+#include "mlops/core/error.hpp"
+#include "mlops/core/interrupt.hpp"
+#include "mlops/objects/checksum_list.hpp"
+#include "store_files.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/std.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace mlops::objects {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void corrupt(const Digest& digest)
+{
+  throw Error(ExitCode::integrity,
+              fmt::format("stored object {} does not match its digest (it is corrupt), nothing was "
+                          "written; run `mlops artifact verify --all`",
+                          digest.hex()));
+}
+
+int open_object(const fs::path& path, const Digest& digest)
+{
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw Error(ExitCode::integrity,
+                fmt::format("stored object {} is missing from {} ({}); run `mlops artifact verify --all`",
+                            digest.hex(), path.parent_path().parent_path(), std::strerror(errno)));
+  }
+  return fd;
+}
+
+// Hashes (and optionally copies) an object's file, throwing when it does not match.
+void check_object(const fs::path& path, const Digest& digest, int copy_to)
+{
+  thread_local std::vector<char> buffer;
+  int fd = open_object(path, digest);
+  struct Closer
+  {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (hash_open_file(fd, path.string(), buffer, copy_to).digest != digest) {
+    corrupt(digest);
+  }
+}
+
+std::string read_checked(const fs::path& path, const Digest& digest)
+{
+  std::string bytes;
+  int fd = open_object(path, digest);
+  char chunk[65536];
+  for (ssize_t got; (got = ::read(fd, chunk, sizeof chunk)) > 0;) {
+    bytes.append(chunk, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  if (sha256(bytes) != digest) {
+    corrupt(digest);
+  }
+  return bytes;
+}
+
+// Writes one blob to `out` (which must not exist): a temporary file beside it, verified, renamed.
+void materialize_blob(const fs::path& object, const Digest& digest, const fs::path& out, LinkMode mode, bool executable)
+{
+  fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  // Hard links share the object's inode, so they are only safe when nobody can write to the
+  // read-only file: not as root, and not for executables (the object's mode cannot change).
+  bool hardlink = mode == LinkMode::hardlink || (mode == LinkMode::automatic && ::geteuid() != 0 && !executable);
+  if (hardlink) {
+    check_object(object, digest, -1);
+    TempFile name(dir, ".mlops-get-");  // Reserves a unique name for the link.
+    name.close();
+    ::unlink(name.path().c_str());
+    if (::link(object.c_str(), name.path().c_str()) == 0) {
+      name.rename_to(out);
+      return;
+    }
+    if (mode == LinkMode::hardlink) {
+      throw Error(ExitCode::failure, fmt::format("cannot hard-link {} from the store: {}", out, std::strerror(errno)));
+    }
+  }
+  TempFile temp(dir, ".mlops-get-");
+  int source = open_object(object, digest);
+  bool cloned = mode != LinkMode::copy && ::ioctl(temp.fd(), FICLONE, source) == 0;
+  ::close(source);
+  if (mode == LinkMode::reflink && !cloned) {
+    throw Error(ExitCode::failure, fmt::format("cannot reflink {}: {}; use --link copy or auto", out, std::strerror(errno)));
+  }
+  check_object(object, digest, cloned ? -1 : temp.fd());
+  ::fchmod(temp.fd(), executable ? 0755 : 0644);
+  temp.rename_to(out);
+}
+
+} // namespace
+
+void ObjectStore::get(const StoredObject& object, const fs::path& out, LinkMode mode, bool force)
+{
+  StoreLock lock(m_home.objects_dir(), /*exclusive=*/false);
+  std::error_code error;
+  bool exists = fs::symlink_status(out, error).type() != fs::file_type::not_found;
+  if (exists && !force) {
+    throw Error(ExitCode::conflict, fmt::format("{} already exists, choose another OUT or pass --force to replace it", out));
+  }
+  if (object.kind == "blob") {
+    if (exists) {
+      fs::remove_all(out);
+    }
+    materialize_blob(object_path(object.digest), object.digest, out, mode, false);
+    return;
+  }
+  auto entries = parse_manifest(read_checked(object_path(object.digest), object.digest));
+  // Build the whole tree beside OUT, then rename it into place: OUT is all or nothing.
+  fs::path parent = fs::absolute(out).parent_path();
+  std::string pattern = (parent / ".mlops-get-XXXXXX").string();
+  if (!::mkdtemp(pattern.data())) {
+    throw Error(ExitCode::failure, fmt::format("cannot create a directory in {}: {}", parent, std::strerror(errno)));
+  }
+  fs::path staged = pattern;
+  try {
+    for (const auto& entry : entries) {
+      throw_if_interrupted();
+      fs::path target = staged / entry.path;  // Safe: parse_manifest vetted every path.
+      fs::create_directories(target.parent_path());
+      if (entry.mode == mode_symlink) {
+        fs::create_symlink(read_checked(object_path(entry.digest), entry.digest), target);
+      } else {
+        materialize_blob(object_path(entry.digest), entry.digest, target, mode, entry.mode == mode_executable);
+      }
+    }
+    ::chmod(staged.c_str(), 0755);
+    if (exists) {
+      fs::remove_all(out);
+    }
+    fs::rename(staged, out);
+  } catch (...) {
+    fs::remove_all(staged, error);
+    throw;
+  }
+}
+
+void ObjectStore::cat(const StoredObject& object)
+{
+  StoreLock lock(m_home.objects_dir(), /*exclusive=*/false);
+  std::string bytes = read_checked(object_path(object.digest), object.digest);
+  if (object.kind == "tree") {
+    std::string listing;
+    for (const auto& entry : parse_manifest(bytes)) {
+      listing += format_checksum_line(entry.digest, entry.path);
+    }
+    bytes = std::move(listing);
+  }
+  std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+  std::fflush(stdout);
+}
+
+} // namespace mlops::objects

@@ -1,0 +1,60 @@
+#pragma once
+// File-level helpers of the object store, shared by its source files only.
+
+#include <filesystem>
+#include <string>
+
+namespace mlops::objects {
+
+// flock on objects/lock: shared for readers and adders, exclusive for gc. Released when the
+// process dies, so a killed command never blocks the next one.
+class StoreLock
+{
+public:
+  StoreLock(const std::filesystem::path& objects_dir, bool exclusive);
+  StoreLock(const StoreLock&) = delete;
+  StoreLock& operator=(const StoreLock&) = delete;
+  ~StoreLock();
+
+private:
+  int m_fd;
+};
+
+// A new file in `dir`, open for writing; removed on destruction unless released. Its mode is `mode`
+// from the start (the store creates its files read-only: no chmod later). With `unnamed`, it is an
+// O_TMPFILE inode with no name at all until rename_to links it into place: no directory entry to
+// create and remove, no cross-directory rename (which ext4 serializes), and nothing left behind by
+// a crash. Filesystems without O_TMPFILE get a named file instead.
+class TempFile
+{
+public:
+  TempFile(const std::filesystem::path& dir, const std::string& prefix, unsigned mode = 0600, bool unnamed = false);
+  TempFile(TempFile&& other) noexcept;
+  TempFile& operator=(TempFile&&) = delete;
+  ~TempFile();
+
+  int fd() const { return m_fd; }
+  const std::filesystem::path& path() const { return m_path; }
+  void close();
+  // Gives the file the name `target` (closing it); nothing is left to remove afterwards. An
+  // unnamed file whose target already exists is dropped (the store's files never differ).
+  void rename_to(const std::filesystem::path& target);
+  // Forgets the file: the destructor will not remove it.
+  void release() { m_path.clear(); }
+
+private:
+  int m_fd = -1;
+  std::filesystem::path m_path;
+};
+
+// Raises the soft limit of open files to the hard limit; returns the new soft limit.
+size_t raise_open_file_limit();
+
+// Flushes every dirty page of the filesystem holding `path` (one call for a whole batch instead
+// of one fsync per file).
+void sync_filesystem(const std::filesystem::path& path);
+
+// Writes all of `data` to `fd`; throws Error(failure) mentioning `what` (disk full, I/O).
+void write_fully(int fd, const void* data, size_t size, const std::string& what);
+
+} // namespace mlops::objects
