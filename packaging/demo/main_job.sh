@@ -28,12 +28,26 @@ show db check
 heading "A read command from a subdirectory finds the home upward"
 mkdir -p src/train && (cd src/train && show db status)
 
+heading "Hash a small dataset: files in sha256sum format, the directory by its manifest"
+mkdir -p data/images
+for i in 1 2 3; do printf 'sample %s\n' "$i" > "data/images/img$i.txt"; done
+printf 'id,label\n1,cat\n2,dog\n3,cat\n' > data/labels.csv
+show hash --list data
+
+heading "Store it in the content-addressed object store, fetch it back, verify everything"
+show artifact add data
+digest=$("$mlops" --json artifact add data | sed -n 's/.*"digest": "sha256:\([0-9a-f]*\)".*/\1/p' | head -n 1)
+show artifact show "${digest:0:12}"
+show artifact get "${digest:0:12}" restored
+diff -r data restored && echo "restored copy is identical"
+show artifact verify --all
+
 heading "Errors are clear and scripts get exit codes and JSON"
 set +e
 (cd / && "$mlops" db status); echo "exit code $? (3: no home here)"
 "$mlops" --json bogus; echo "exit code $? (2: usage)"
 set -e
 
-printf '\n== Still to come (planned nouns, see README): version a dataset, train a small model in a\n'
+printf '\n== Still to come (planned nouns, see README): version the dataset, train a small model in a\n'
 printf '   tracked run, register two versions, serve the first, canary-promote the second.\n'
 printf '\nmain job done; the project is in %s\n' "$project"

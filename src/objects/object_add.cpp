@@ -177,13 +177,10 @@ private:
         continue;  // Another file of this add had the same content.
       }
       fs::path target = m_store.object_path(object.digest);
-      if (m_fan_out_dirs.insert(target.parent_path().filename().string()).second) {
-        std::error_code ignored;
-        fs::create_directories(target.parent_path(), ignored);
-      }
       // An object another process stored meanwhile stays: same name, same bytes.
       if (object.temp) {
-        object.temp->rename_to(target);
+        int dir = m_fan_out_dirs.open(target.parent_path());
+        object.temp->rename_to(dir, target.filename().string(), target);
       } else {
         link_into_store(object.link_source, target);
       }
@@ -263,7 +260,7 @@ private:
   Progress* m_progress;
   // Guarded by m_mutex: phase 2 may run on a phase 1 thread whenever the queue is full.
   std::set<Digest> m_stored;
-  std::set<std::string> m_fan_out_dirs;
+  DirectoryCache m_fan_out_dirs;
   size_t m_max_open = std::max<size_t>(64, raise_open_file_limit() / 2);
   size_t m_written = 0;
   std::uint64_t m_bytes_written = 0;

@@ -111,23 +111,64 @@ void TempFile::close()
 
 void TempFile::rename_to(const fs::path& target)
 {
+  rename_to(AT_FDCWD, target.string(), target);
+}
+
+void TempFile::rename_to(int dir_fd, const std::string& name, const fs::path& shown)
+{
   if (m_path.empty() && m_fd >= 0) {
-    // linkat through /proc needs no privilege (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
-    std::string self = fmt::format("/proc/self/fd/{}", m_fd);
-    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST) {
-      fail(fmt::format("store {}", target));
+    // AT_EMPTY_PATH links the open file directly but needs CAP_DAC_READ_SEARCH; the /proc path
+    // needs no privilege but costs a path walk. Remember which one works.
+    static std::atomic<bool> empty_path_allowed{true};
+    int rc = -1;
+    if (empty_path_allowed.load()) {
+      rc = ::linkat(m_fd, "", dir_fd, name.c_str(), AT_EMPTY_PATH);
+      if (rc != 0 && (errno == EPERM || errno == ENOENT)) {
+        empty_path_allowed.store(false);
+      }
+    }
+    if (rc != 0 && !empty_path_allowed.load()) {
+      std::string self = fmt::format("/proc/self/fd/{}", m_fd);
+      rc = ::linkat(AT_FDCWD, self.c_str(), dir_fd, name.c_str(), AT_SYMLINK_FOLLOW);
+    }
+    if (rc != 0 && errno != EEXIST) {
+      fail(fmt::format("store {}", shown));
     }
     close();
     return;
   }
   close();
-  if (::rename(m_path.c_str(), target.c_str()) != 0) {
-    fail(fmt::format("move {} to {}", m_path, target));
+  if (::renameat(AT_FDCWD, m_path.c_str(), dir_fd, name.c_str()) != 0) {
+    fail(fmt::format("move {} to {}", m_path, shown));
   }
   m_path.clear();
 }
 
 
+
+DirectoryCache::~DirectoryCache()
+{
+  for (auto& [path, fd] : m_open) {
+    ::close(fd);
+  }
+}
+
+int DirectoryCache::open(const fs::path& dir)
+{
+  for (auto& [path, fd] : m_open) {
+    if (path == dir) {
+      return fd;
+    }
+  }
+  std::error_code ignored;
+  fs::create_directories(dir, ignored);
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    fail(fmt::format("open directory {}", dir));
+  }
+  m_open.emplace_back(dir, fd);
+  return fd;
+}
 
 size_t raise_open_file_limit()
 {

@@ -3,6 +3,8 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace mlops::objects {
 
@@ -39,12 +41,28 @@ public:
   // Gives the file the name `target` (closing it); nothing is left to remove afterwards. An
   // unnamed file whose target already exists is dropped (the store's files never differ).
   void rename_to(const std::filesystem::path& target);
+  // The same, with the name `name` in the directory open as `dir_fd` (no path walk).
+  void rename_to(int dir_fd, const std::string& name, const std::filesystem::path& shown);
   // Forgets the file: the destructor will not remove it.
   void release() { m_path.clear(); }
 
 private:
   int m_fd = -1;
   std::filesystem::path m_path;
+};
+
+// Directories opened once and kept open (the store's 256 fan-out directories), created on demand.
+class DirectoryCache
+{
+public:
+  DirectoryCache() = default;
+  DirectoryCache(const DirectoryCache&) = delete;
+  DirectoryCache& operator=(const DirectoryCache&) = delete;
+  ~DirectoryCache();
+  int open(const std::filesystem::path& dir);
+
+private:
+  std::vector<std::pair<std::filesystem::path, int>> m_open;
 };
 
 // Raises the soft limit of open files to the hard limit; returns the new soft limit.
