@@ -129,18 +129,18 @@ void run_verify(Context& context, const ArtifactOptions& options)
   for (const auto& digest : options.digests) {
     objects.push_back(store.resolve(digest));
   }
-  if (options.all) {
-    objects = store.list();
-  }
-  auto problems = objects.empty() ? std::vector<VerifyProblem>() : store.verify(objects, options.jobs);
+  // With --all the store lists its objects itself, under its lock: a gc running meanwhile cannot
+  // make an object removed on purpose look missing.
+  auto problems = store.verify(objects, options.jobs);
+  size_t verified = options.all ? store.list().size() : objects.size();
   nlohmann::json bad = nlohmann::json::array();
   std::string human;
   for (const auto& problem : problems) {
     bad.push_back({{"digest", problem.digest.text()}, {"problem", problem.problem}});
     human += fmt::format("{}: {}\n", problem.digest.hex(), problem.problem);
   }
-  human += fmt::format("verified {} object(s): {} ok, {} bad\n", objects.size(), objects.size() - problems.size(), problems.size());
-  context.out().result({{"verified", objects.size()}, {"problems", bad}}, human);
+  human += fmt::format("verified {} object(s): {} ok, {} bad\n", verified, verified - problems.size(), problems.size());
+  context.out().result({{"verified", verified}, {"problems", bad}}, human);
   if (!problems.empty()) {
     context.fail_after_result(Error(ExitCode::integrity,
                                     fmt::format("{} stored object(s) are missing or corrupt, listed above; "

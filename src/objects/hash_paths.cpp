@@ -49,8 +49,8 @@ FileDigest digest_of(const FileJob& job, HashCache* cache, Progress* progress, s
     }
   }
   auto started = std::chrono::system_clock::now();
-  auto hashed = hash_file(job.full, buffer);
-  require_unchanged(job, hashed.identity);
+  // The listed identity makes the manifest's size and the digest describe the same content.
+  auto hashed = hash_file(job.full, buffer, &job.identity);
   if (cache) {
     cache->remember(hashed.identity, hashed.digest, started);
   }
@@ -74,13 +74,11 @@ void throw_unreadable(std::vector<std::string> problems)
                                              problems.size(), problems.size() == 1 ? "y" : "ies", list));
 }
 
-void require_unchanged(const FileJob& job, const FileIdentity& read)
+unsigned reader_threads(const HashPlan& plan, unsigned jobs)
 {
-  // Inside trees the listing used lstat and the read used the same inode, so all fields compare.
-  if (read.size != job.identity.size || read.mtime_ns != job.identity.mtime_ns || read.inode != job.identity.inode) {
-    throw Error(ExitCode::failure,
-                fmt::format("{} changed while it was being hashed, retry once nothing writes to it", job.full));
-  }
+  constexpr std::uint64_t small_file = 256 * 1024;
+  bool small = !plan.files.empty() && plan.total_bytes / plan.files.size() < small_file;
+  return small ? jobs * 4 : jobs;
 }
 
 HashPlan plan_hashing(const std::vector<fs::path>& paths)
@@ -129,7 +127,7 @@ std::vector<FileDigest> hash_files(const HashPlan& plan, unsigned jobs, HashCach
   std::vector<std::string> failures = plan.unreadable;
   std::mutex failures_mutex;
   util::parallel_for(
-    plan.files.size(), jobs,
+    plan.files.size(), reader_threads(plan, jobs),
     [&](size_t index) {
       thread_local std::vector<char> buffer;
       try {

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <set>
 #include <optional>
+#include <utility>
 
 namespace mlops::objects {
 
@@ -36,13 +37,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// An object that phase 1 prepared and phase 2 puts in place: a temporary copy, or (hardlink
-// mode) the source file itself.
+// An object that phase 1 prepared and phase 2 puts in place: an unnamed copy, or (hardlink mode)
+// the source file itself, kept open so that the inode that was hashed is the one linked even if
+// the path is replaced meanwhile.
 struct NewObject
 {
   Digest digest;
   std::optional<TempFile> temp;
-  fs::path link_source;
+  std::optional<FileIdentity> hashed;  // hardlink mode: the source must still be this
+  fs::path source;                     // hardlink mode: for messages
   std::uint64_t size = 0;
 };
 
@@ -59,6 +62,7 @@ public:
     }
   }
   int get() const { return m_fd; }
+  int release() { return std::exchange(m_fd, -1); }
 
 private:
   int m_fd;
@@ -72,15 +76,6 @@ FileDescriptor open_source(const fs::path& path)
                 fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   }
   return FileDescriptor(fd);
-}
-
-FileIdentity identity_of(int fd, const fs::path& path)
-{
-  struct stat status = {};
-  if (::fstat(fd, &status) != 0) {
-    throw Error(ExitCode::failure, fmt::format("cannot inspect {}: {}", path, std::strerror(errno)));
-  }
-  return FileIdentity::of(status);
 }
 
 // Objects are created read-only: stored objects never change.
@@ -111,7 +106,7 @@ public:
       if (!stored(digest)) {
         TempFile temp(m_home.tmp_dir(), "object-", object_mode, /*unnamed=*/true);
         write_fully(temp.fd(), target.data(), target.size(), job.full.string());
-        queue(NewObject{digest, std::move(temp), {}, target.size()});
+        queue(NewObject{digest, std::move(temp), std::nullopt, job.full, target.size()});
       }
       return digest;
     }
@@ -125,21 +120,26 @@ public:
     auto source = open_source(job.full);
     HashedFile hashed;
     std::optional<TempFile> temp;
+    // Reading against the listed identity catches any change since the listing, also during a
+    // clone, so the stored bytes, the digest and the manifest's size always agree.
     if (m_mode == LinkMode::hardlink) {
-      hashed = hash_open_file(source.get(), job.full.string(), buffer);
+      hashed = hash_open_file(source.get(), job.full.native(), buffer, -1, &job.identity);
     } else {
       temp.emplace(m_home.tmp_dir(), "object-", object_mode, /*unnamed=*/true);
-      if (!clone_into(source.get(), *temp, job.full, buffer, hashed)) {
-        hashed = hash_open_file(source.get(), job.full.string(), buffer, temp->fd());
-      }
+      bool cloned = clone_into(source.get(), *temp, job.full);
+      hashed = hash_open_file(source.get(), job.full.native(), buffer, cloned ? -1 : temp->fd(), &job.identity);
     }
-    require_unchanged(job, hashed.identity);
     if (m_cache) {
       m_cache->remember(hashed.identity, hashed.digest, started);
     }
     advance(hashed.identity.size);
     if (!stored(hashed.digest)) {
-      queue(NewObject{hashed.digest, std::move(temp), m_mode == LinkMode::hardlink ? job.full : fs::path(),
+      std::optional<FileIdentity> source_identity;
+      if (m_mode == LinkMode::hardlink) {
+        temp.emplace(TempFile::adopt(source.release()));
+        source_identity = hashed.identity;
+      }
+      queue(NewObject{hashed.digest, std::move(temp), source_identity, job.full,
                       static_cast<std::uint64_t>(hashed.identity.size)});
     }
     return hashed.digest;
@@ -150,7 +150,7 @@ public:
     if (!stored(tree.digest)) {
       TempFile temp(m_home.tmp_dir(), "tree-", object_mode, /*unnamed=*/true);
       write_fully(temp.fd(), tree.manifest.data(), tree.manifest.size(), "a tree manifest");
-      queue(NewObject{tree.digest, std::move(temp), {}, tree.manifest.size()});
+      queue(NewObject{tree.digest, std::move(temp), std::nullopt, tree.path, tree.manifest.size()});
     }
   }
 
@@ -173,17 +173,17 @@ private:
     sync_filesystem(m_home.tmp_dir());  // Every byte on disk before any name appears.
     for (auto& object : m_new) {
       throw_if_interrupted();
-      if (!m_stored.insert(object.digest).second) {
+      if (!m_placed.insert(object.digest).second) {
         continue;  // Another file of this add had the same content.
       }
+      m_stored.insert(object.digest);
       fs::path target = m_store.object_path(object.digest);
-      // An object another process stored meanwhile stays: same name, same bytes.
-      if (object.temp) {
-        int dir = m_fan_out_dirs.open(target.parent_path());
-        object.temp->rename_to(dir, target.filename().string(), target);
-      } else {
-        link_into_store(object.link_source, target);
+      if (object.hashed) {
+        make_object_of_source(*object.temp, *object.hashed, object.source);
       }
+      // An object another process stored meanwhile stays: same name, same bytes.
+      int dir = m_fan_out_dirs.open(target.parent_path());
+      object.temp->rename_to(dir, target.filename().string(), target);
       ++m_written;
       m_bytes_written += object.size;
     }
@@ -191,10 +191,17 @@ private:
     sync_filesystem(m_home.objects_dir());  // The names on disk before the database row.
   }
 
+  // Recorded and present. A recorded object whose file is gone (deleted, or moved aside by
+  // `artifact verify` as corrupt) is stored anew: adding the original files repairs the store.
   bool stored(const Digest& digest)
   {
-    std::lock_guard lock(m_mutex);
-    return m_stored.count(digest) > 0;
+    {
+      std::lock_guard lock(m_mutex);
+      if (m_stored.count(digest) == 0) {
+        return false;
+      }
+    }
+    return ::access(m_store.object_path(digest).c_str(), F_OK) == 0;
   }
 
   void queue(NewObject object)
@@ -215,12 +222,11 @@ private:
 
   // Reflink (copy-on-write clone). False when the mode or the filesystem does not allow it, so
   // the caller copies instead; throws when --link reflink was demanded and is impossible.
-  bool clone_into(int source, TempFile& temp, const fs::path& path, std::vector<char>& buffer, HashedFile& hashed)
+  bool clone_into(int source, TempFile& temp, const fs::path& path)
   {
     if (m_mode == LinkMode::copy || m_mode == LinkMode::hardlink || !m_reflink_works.load()) {
       return false;
     }
-    const FileIdentity before = identity_of(source, path);
     if (::ioctl(temp.fd(), FICLONE, source) != 0) {
       if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL) {
         m_reflink_works.store(false);  // The filesystem cannot: do not ask again for every file.
@@ -233,24 +239,18 @@ private:
       }
       return false;
     }
-    hashed = hash_open_file(source, path.string(), buffer);
-    if (hashed.identity != before) {  // Changed between the clone and the read.
-      throw Error(ExitCode::failure, fmt::format("{} changed while it was being stored, retry once nothing writes to it", path));
-    }
     return true;
   }
 
-  static void link_into_store(const fs::path& source, const fs::path& target)
+  // Hard-link mode: the source inode becomes the object, so it must still hold what was hashed,
+  // and becomes read-only (which the user's file, the same inode, then is too).
+  static void make_object_of_source(TempFile& source, const FileIdentity& hashed, const fs::path& path)
   {
-    std::error_code ignored;
-    fs::create_directories(target.parent_path(), ignored);
-    if (::link(source.c_str(), target.c_str()) != 0 && errno != EEXIST) {
-      throw Error(ExitCode::failure,
-                  fmt::format("cannot hard-link {} into the store: {}{}", source, std::strerror(errno),
-                              errno == EXDEV ? " (the home is on another filesystem), use --link copy" : ""));
+    struct stat status = {};
+    if (::fstat(source.fd(), &status) != 0 || FileIdentity::of(status) != hashed) {
+      throw Error(ExitCode::failure, fmt::format("{} changed while it was being stored, retry once nothing writes to it", path));
     }
-    // The object must never change; with a hard link that makes the user's file read-only too.
-    ::chmod(target.c_str(), 0444);
+    ::fchmod(source.fd(), 0444);
   }
 
   ObjectStore& m_store;
@@ -260,6 +260,7 @@ private:
   Progress* m_progress;
   // Guarded by m_mutex: phase 2 may run on a phase 1 thread whenever the queue is full.
   std::set<Digest> m_stored;
+  std::set<Digest> m_placed;  // Put in place by this add.
   DirectoryCache m_fan_out_dirs;
   size_t m_max_open = std::max<size_t>(64, raise_open_file_limit() / 2);
   size_t m_written = 0;
@@ -315,7 +316,7 @@ AddResult ObjectStore::add(const std::vector<fs::path>& paths, LinkMode mode, un
   Adder adder(*this, m_home, m_db, mode, cache, progress);
   std::vector<FileDigest> digests(plan.files.size());
   util::parallel_for(
-    plan.files.size(), jobs, [&](size_t i) { digests[i].digest = adder.store_file(plan.files[i]); },
+    plan.files.size(), reader_threads(plan, jobs), [&](size_t i) { digests[i].digest = adder.store_file(plan.files[i]); },
     [] { return interrupted(); });
   throw_if_interrupted();
 

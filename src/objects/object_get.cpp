@@ -111,19 +111,18 @@ void ObjectStore::get(const StoredObject& object, const fs::path& out, LinkMode 
 {
   StoreLock lock(m_home.objects_dir(), /*exclusive=*/false);
   std::error_code error;
-  bool exists = fs::symlink_status(out, error).type() != fs::file_type::not_found;
+  auto status = fs::symlink_status(out, error);
+  bool exists = status.type() != fs::file_type::not_found;
   if (exists && !force) {
     throw Error(ExitCode::conflict, fmt::format("{} already exists, choose another OUT or pass --force to replace it", out));
   }
-  if (object.kind == "blob") {
-    if (exists) {
-      fs::remove_all(out);
-    }
+  if (object.kind == "blob" && !fs::is_directory(status)) {
+    // Written beside OUT and renamed over it: a corrupt object leaves an existing OUT untouched.
     materialize_blob(object_path(object.digest), object.digest, out, mode, false);
     return;
   }
-  auto entries = parse_manifest(read_checked(object_path(object.digest), object.digest));
-  // Build the whole tree beside OUT, then rename it into place: OUT is all or nothing.
+  // A tree (or a blob replacing a directory) is built beside OUT and swapped in only once it is
+  // complete and verified: OUT is all or nothing.
   fs::path parent = fs::absolute(out).parent_path();
   std::string pattern = (parent / ".mlops-get-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) {
@@ -131,21 +130,28 @@ void ObjectStore::get(const StoredObject& object, const fs::path& out, LinkMode 
   }
   fs::path staged = pattern;
   try {
-    for (const auto& entry : entries) {
-      throw_if_interrupted();
-      fs::path target = staged / entry.path;  // Safe: parse_manifest vetted every path.
-      fs::create_directories(target.parent_path());
-      if (entry.mode == mode_symlink) {
-        fs::create_symlink(read_checked(object_path(entry.digest), entry.digest), target);
-      } else {
-        materialize_blob(object_path(entry.digest), entry.digest, target, mode, entry.mode == mode_executable);
+    fs::path built = staged;
+    if (object.kind == "blob") {
+      built = staged / "blob";
+      materialize_blob(object_path(object.digest), object.digest, built, mode, false);
+    } else {
+      for (const auto& entry : parse_manifest(read_checked(object_path(object.digest), object.digest))) {
+        throw_if_interrupted();
+        fs::path target = staged / entry.path;  // Safe: parse_manifest vetted every path.
+        fs::create_directories(target.parent_path());
+        if (entry.mode == mode_symlink) {
+          fs::create_symlink(read_checked(object_path(entry.digest), entry.digest), target);
+        } else {
+          materialize_blob(object_path(entry.digest), entry.digest, target, mode, entry.mode == mode_executable);
+        }
       }
+      ::chmod(staged.c_str(), 0755);
     }
-    ::chmod(staged.c_str(), 0755);
     if (exists) {
       fs::remove_all(out);
     }
-    fs::rename(staged, out);
+    fs::rename(built, out);
+    fs::remove_all(staged, error);  // Empty now for a blob; gone for a tree.
   } catch (...) {
     fs::remove_all(staged, error);
     throw;

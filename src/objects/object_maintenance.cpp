@@ -9,6 +9,7 @@
 #include "store_files.hpp"
 
 #include <fmt/format.h>
+#include <stdio.h>
 
 #include <algorithm>
 #include <mutex>
@@ -31,17 +32,29 @@ std::vector<VerifyProblem> ObjectStore::verify(const std::vector<StoredObject>& 
       const auto& object = objects[i];
       std::string problem;
       try {
-        auto hashed = hash_file(object_path(object.digest), buffer);
+        auto path = object_path(object.digest);
+        auto hashed = hash_file(path, buffer);
         if (hashed.digest != object.digest) {
           problem = fmt::format("corrupt: its content hashes to {}", hashed.digest.hex());
         } else if (hashed.identity.size != object.size) {
           problem = fmt::format("corrupt: {} bytes, recorded as {}", hashed.identity.size, object.size);
         }
+        if (!problem.empty()) {
+          // Moved aside so that nothing serves it again; adding the original file stores it anew,
+          // and gc deletes the corrupt copy with the rest of tmp/.
+          auto aside = m_home.tmp_dir() / ("corrupt-" + object.digest.hex());
+          if (::rename(path.c_str(), aside.c_str()) == 0) {
+            problem += fmt::format(" (moved aside to {})", aside.string());
+          }
+        }
       } catch (const Error& error) {
         if (error.code() == ExitCode::interrupted) {
           throw;
         }
-        problem = error.code() == ExitCode::not_found ? "missing" : fmt::format("unreadable: {}", error.what());
+        auto aside = m_home.tmp_dir() / ("corrupt-" + object.digest.hex());
+        problem = error.code() != ExitCode::not_found ? fmt::format("unreadable: {}", error.what())
+                  : fs::exists(aside) ? fmt::format("corrupt: moved aside to {} by an earlier verify", aside.string())
+                                      : "missing";
       }
       if (!problem.empty()) {
         std::lock_guard guard(problems_mutex);
@@ -83,12 +96,13 @@ GcReport ObjectStore::gc(bool dry_run)
     report.bytes += static_cast<std::uint64_t>(rows.column_int64(2));
   }
 
-  std::set<std::string> recorded;
+  std::set<std::string> recorded;  // Every row, including those about to go.
   for (auto all = m_db.prepare("SELECT digest FROM objects"); all.step();) {
     recorded.insert(all.column_text(0));
   }
+  std::set<std::string> removed;
   for (const auto& object : report.removed) {
-    recorded.erase(object.digest.hex());
+    removed.insert(object.digest.hex());
   }
   // Rows go first: if gc dies before the files, they are merely unrecorded, and the next gc
   // removes them; no row ever points at a deleted file.
@@ -110,15 +124,12 @@ GcReport ObjectStore::gc(bool dry_run)
       continue;
     }
     std::string digest = it->path().parent_path().filename().string() + it->path().filename().string();
-    if (recorded.count(digest) == 0) {
-      report.unrecorded_files += 1;
-      if (!dry_run) {
-        fs::remove(it->path(), error);
-      }
+    bool unrecorded = recorded.count(digest) == 0;
+    report.unrecorded_files += unrecorded ? 1 : 0;
+    if (!dry_run && (unrecorded || removed.count(digest) > 0)) {
+      fs::remove(it->path(), error);
     }
   }
-  // Objects removed above were counted as unrecorded files too; report them once.
-  report.unrecorded_files -= std::min(report.unrecorded_files, report.removed.size());
 
   for (fs::directory_iterator it(m_home.tmp_dir(), error), end; !error && it != end; it.increment(error)) {
     ++report.tmp_files;

@@ -80,15 +80,17 @@ FileIdentity identity_of(int fd, std::string_view what)
 
 } // namespace
 
-HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buffer, int copy_to)
+HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buffer, int copy_to,
+                          const FileIdentity* listed)
 {
   buffer.resize(hash_buffer_size);
-  const FileIdentity before = identity_of(fd, what);
+  const FileIdentity before = listed ? *listed : identity_of(fd, what);
   if (before.size > static_cast<std::int64_t>(buffer.size())) {
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   }
   Sha256 hasher;
-  for (;;) {
+  std::int64_t total = 0;
+  while (!listed || total < before.size) {
     ssize_t got = ::read(fd, buffer.data(), buffer.size());
     if (got < 0) {
       if (errno == EINTR) {
@@ -100,6 +102,7 @@ HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buff
     if (got == 0) {
       break;
     }
+    total += got;
     hasher.update(buffer.data(), static_cast<size_t>(got));
     for (ssize_t done = 0; copy_to >= 0 && done < got;) {
       ssize_t written = ::write(copy_to, buffer.data() + done, static_cast<size_t>(got - done));
@@ -117,7 +120,7 @@ HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buff
   return HashedFile{hasher.finish(), after};
 }
 
-HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffer)
+HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffer, const FileIdentity* listed)
 {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
   if (fd < 0 && errno == EPERM) {
@@ -134,7 +137,7 @@ HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffe
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  return hash_open_file(fd, fmt::format("{}", path), buffer);
+  return hash_open_file(fd, path.native(), buffer, -1, listed);
 }
 
 } // namespace mlops::objects

@@ -87,6 +87,13 @@ TempFile::TempFile(const fs::path& dir, const std::string& prefix, unsigned mode
   }
 }
 
+TempFile TempFile::adopt(int fd)
+{
+  TempFile file;
+  file.m_fd = fd;
+  return file;
+}
+
 TempFile::TempFile(TempFile&& other) noexcept : m_fd(other.m_fd), m_path(std::move(other.m_path))
 {
   other.m_fd = -1;

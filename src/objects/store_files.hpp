@@ -31,6 +31,10 @@ class TempFile
 {
 public:
   TempFile(const std::filesystem::path& dir, const std::string& prefix, unsigned mode = 0600, bool unnamed = false);
+  // Takes over an open file that already has a name elsewhere (hard-link mode): rename_to then
+  // links that very inode, and nothing is removed on destruction.
+  static TempFile adopt(int fd);
+
   TempFile(TempFile&& other) noexcept;
   TempFile& operator=(TempFile&&) = delete;
   ~TempFile();
@@ -47,6 +51,7 @@ public:
   void release() { m_path.clear(); }
 
 private:
+  TempFile() = default;
   int m_fd = -1;
   std::filesystem::path m_path;
 };

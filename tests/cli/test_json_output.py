@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 
 from conftest import SCHEMA_DIR, latest_version, load_schema, parse_one_document, validate_document
 
-SCHEMAS = ["error", "init", "db-check", "db-migrate", "db-status", "version", "completion", "hash", "hash-check"]
+SCHEMAS = ["error", "init", "db-check", "db-migrate", "db-status", "version", "completion", "hash", "hash-check", "artifact-add", "artifact-get", "artifact-ls", "artifact-show", "artifact-verify", "artifact-gc"]
 
 
 def ok_document(result, schema):

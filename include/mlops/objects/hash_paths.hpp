@@ -48,9 +48,9 @@ struct HashPlan
 // Throws one Error(failure) naming every problem (up to ten, then a count).
 [[noreturn]] void throw_unreadable(std::vector<std::string> problems);
 
-// The file a job read must be the file the plan listed: otherwise its size in the manifest would
-// disagree with its digest. Throws Error(failure) saying it changed.
-void require_unchanged(const FileJob& job, const FileIdentity& read);
+// How many files to read at once for `jobs` cores. Small files are I/O-bound, not CPU-bound
+// (hashing 4 KiB costs nothing; waiting for the disk does), so they get four readers per core.
+unsigned reader_threads(const HashPlan& plan, unsigned jobs);
 
 // Lists the files of `paths` (following symbolic links given as arguments, not inside trees).
 // Throws Error: not_found for a missing path, failure for an unreadable one or a special file

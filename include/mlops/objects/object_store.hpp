@@ -99,7 +99,9 @@ public:
   // Writes a blob's bytes (or a tree's listing) to stdout; Error(integrity) if they do not match.
   void cat(const StoredObject& object);
 
-  // Re-hashes the given objects (all when empty) on `jobs` threads.
+  // Re-hashes the given objects (all when empty, listed under the store's lock) on `jobs` threads.
+  // A corrupt object is moved aside into tmp/, so nothing serves it again and adding the original
+  // file stores it anew.
   std::vector<VerifyProblem> verify(const std::vector<StoredObject>& objects, unsigned jobs);
 
   // Removes objects nothing refers to (directly, or through a referenced tree), object files

@@ -55,12 +55,16 @@ struct HashedFile
 // Reads the open file `fd` to its end with large sequential reads into `buffer`, hashing it and,
 // when `copy_to` >= 0, writing the same bytes there. Throws Error(failure) when the file changed
 // while it was read (its identity before and after differ) or on an I/O error; `what` names the
-// file in messages.
-HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buffer, int copy_to = -1);
+// file in messages. `listed` is the identity the caller already has (from a directory listing):
+// it then serves as "before", saving an fstat, and reading stops at its size, saving the read
+// that would only return end-of-file (growth still shows in the identity after).
+HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buffer, int copy_to = -1,
+                          const FileIdentity* listed = nullptr);
 
 // Opens and hashes the file at `path`. Throws Error: not_found when it does not exist, failure
 // when it cannot be read or changes while it is read.
-HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffer);
+HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffer,
+                     const FileIdentity* listed = nullptr);
 
 // The read buffer size: large enough for the kernel's read-ahead to keep the SHA units busy.
 inline constexpr size_t hash_buffer_size = 1 << 20;
