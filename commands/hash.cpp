@@ -33,7 +33,7 @@ struct HashOptions
 std::vector<HashedTarget> hash_targets(Context& context, const HashOptions& options,
                                        const std::vector<std::filesystem::path>& paths)
 {
-  auto plan = plan_hashing(paths);
+  auto plan = plan_hashing(paths, options.jobs);
   // The cache only saves time: a home this user cannot write (or a damaged one) must not stop a
   // command that only reads files.
   std::optional<HashCache> cache;

@@ -81,7 +81,7 @@ unsigned reader_threads(const HashPlan& plan, unsigned jobs)
   return small ? jobs * 4 : jobs;
 }
 
-HashPlan plan_hashing(const std::vector<fs::path>& paths)
+HashPlan plan_hashing(const std::vector<fs::path>& paths, unsigned jobs)
 {
   HashPlan plan;
   for (const auto& path : paths) {
@@ -94,11 +94,12 @@ HashPlan plan_hashing(const std::vector<fs::path>& paths)
     }
     size_t target = plan.targets.size();
     if (S_ISDIR(status.st_mode)) {
-      auto walk = walk_tree(path);
+      auto walk = walk_tree(path, jobs);
       for (const auto& entry : walk.unreadable) {
         plan.unreadable.push_back(fmt::format("{}: cannot be listed", (path / entry).string()));
       }
       plan.targets.push_back(Target{path, true, std::move(walk.skipped)});
+      plan.files.reserve(plan.files.size() + walk.files.size());
       for (auto& file : walk.files) {
         plan.total_bytes += static_cast<std::uint64_t>(file.identity.size);
         plan.files.push_back(FileJob{std::move(file.full), std::move(file.path), file.mode, file.identity, target});
@@ -107,7 +108,7 @@ HashPlan plan_hashing(const std::vector<fs::path>& paths)
       plan.targets.push_back(Target{path, false, {}});
       plan.total_bytes += static_cast<std::uint64_t>(status.st_size);
       std::uint32_t mode = (status.st_mode & S_IXUSR) ? mode_executable : mode_file;
-      plan.files.push_back(FileJob{path, {}, mode, FileIdentity::of(status), target});
+      plan.files.push_back(FileJob{path.string(), {}, mode, FileIdentity::of(status), target});
     } else {
       throw Error(ExitCode::failure,
                   fmt::format("{} is not a regular file or a directory (a device, FIFO or socket), "

@@ -61,15 +61,20 @@ bool is_safe_relative_path(std::string_view path)
 
 std::string render_manifest(std::vector<TreeEntry> entries)
 {
-  std::sort(entries.begin(), entries.end(),
-            [](const TreeEntry& a, const TreeEntry& b) { return a.path < b.path; });
+  auto by_path = [](const TreeEntry& a, const TreeEntry& b) { return a.path < b.path; };
+  if (!std::is_sorted(entries.begin(), entries.end(), by_path)) {  // Tree walks come sorted.
+    std::sort(entries.begin(), entries.end(), by_path);
+  }
   std::string text(header);
+  text.reserve(header.size() + entries.size() * 100);
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = entries[i];
     if (!is_safe_relative_path(entry.path) || (i > 0 && entries[i - 1].path == entry.path)) {
       throw Error(ExitCode::failure, fmt::format("cannot list `{}` in a tree manifest", entry.path));
     }
-    text += fmt::format("{:o} {} {} ", entry.mode, entry.size, entry.digest.hex());
+    fmt::format_to(std::back_inserter(text), "{:o} {} ", entry.mode, entry.size);
+    text += entry.digest.hex();
+    text += ' ';
     text += entry.path;
     text += '\0';
   }

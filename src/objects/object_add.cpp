@@ -45,7 +45,7 @@ struct NewObject
   Digest digest;
   std::optional<TempFile> temp;
   std::optional<FileIdentity> hashed;  // hardlink mode: the source must still be this
-  fs::path source;                     // hardlink mode: for messages
+  std::string source;                  // for messages
   std::uint64_t size = 0;
 };
 
@@ -68,12 +68,12 @@ private:
   int m_fd;
 };
 
-FileDescriptor open_source(const fs::path& path)
+FileDescriptor open_source(const std::string& path)
 {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     throw Error(errno == ENOENT ? ExitCode::not_found : ExitCode::failure,
-                fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+                fmt::format("cannot open \"{}\": {}", path, std::strerror(errno)));
   }
   return FileDescriptor(fd);
 }
@@ -105,7 +105,7 @@ public:
       Digest digest = sha256(target);
       if (!stored(digest)) {
         TempFile temp(m_home.tmp_dir(), "object-", object_mode, /*unnamed=*/true);
-        write_fully(temp.fd(), target.data(), target.size(), job.full.string());
+        write_fully(temp.fd(), target.data(), target.size(), job.full);
         queue(NewObject{digest, std::move(temp), std::nullopt, job.full, target.size()});
       }
       return digest;
@@ -123,11 +123,11 @@ public:
     // Reading against the listed identity catches any change since the listing, also during a
     // clone, so the stored bytes, the digest and the manifest's size always agree.
     if (m_mode == LinkMode::hardlink) {
-      hashed = hash_open_file(source.get(), job.full.native(), buffer, -1, &job.identity);
+      hashed = hash_open_file(source.get(), job.full, buffer, -1, &job.identity);
     } else {
       temp.emplace(m_home.tmp_dir(), "object-", object_mode, /*unnamed=*/true);
       bool cloned = clone_into(source.get(), *temp, job.full);
-      hashed = hash_open_file(source.get(), job.full.native(), buffer, cloned ? -1 : temp->fd(), &job.identity);
+      hashed = hash_open_file(source.get(), job.full, buffer, cloned ? -1 : temp->fd(), &job.identity);
     }
     if (m_cache) {
       m_cache->remember(hashed.identity, hashed.digest, started);
@@ -150,7 +150,7 @@ public:
     if (!stored(tree.digest)) {
       TempFile temp(m_home.tmp_dir(), "tree-", object_mode, /*unnamed=*/true);
       write_fully(temp.fd(), tree.manifest.data(), tree.manifest.size(), "a tree manifest");
-      queue(NewObject{tree.digest, std::move(temp), std::nullopt, tree.path, tree.manifest.size()});
+      queue(NewObject{tree.digest, std::move(temp), std::nullopt, tree.path.string(), tree.manifest.size()});
     }
   }
 
@@ -222,7 +222,7 @@ private:
 
   // Reflink (copy-on-write clone). False when the mode or the filesystem does not allow it, so
   // the caller copies instead; throws when --link reflink was demanded and is impossible.
-  bool clone_into(int source, TempFile& temp, const fs::path& path)
+  bool clone_into(int source, TempFile& temp, const std::string& path)
   {
     if (m_mode == LinkMode::copy || m_mode == LinkMode::hardlink || !m_reflink_works.load()) {
       return false;
@@ -233,7 +233,7 @@ private:
       }
       if (m_mode == LinkMode::reflink) {
         throw Error(ExitCode::failure,
-                    fmt::format("cannot reflink {} into the store: {}; this filesystem may not support "
+                    fmt::format("cannot reflink \"{}\" into the store: {}; this filesystem may not support "
                                 "it, use --link copy or auto",
                                 path, std::strerror(errno)));
       }
@@ -244,11 +244,11 @@ private:
 
   // Hard-link mode: the source inode becomes the object, so it must still hold what was hashed,
   // and becomes read-only (which the user's file, the same inode, then is too).
-  static void make_object_of_source(TempFile& source, const FileIdentity& hashed, const fs::path& path)
+  static void make_object_of_source(TempFile& source, const FileIdentity& hashed, const std::string& path)
   {
     struct stat status = {};
     if (::fstat(source.fd(), &status) != 0 || FileIdentity::of(status) != hashed) {
-      throw Error(ExitCode::failure, fmt::format("{} changed while it was being stored, retry once nothing writes to it", path));
+      throw Error(ExitCode::failure, fmt::format("\"{}\" changed while it was being stored, retry once nothing writes to it", path));
     }
     ::fchmod(source.fd(), 0444);
   }
@@ -305,7 +305,7 @@ void record(store::Database& db, const std::vector<HashedTarget>& targets, const
 AddResult ObjectStore::add(const std::vector<fs::path>& paths, LinkMode mode, unsigned jobs,
                            HashCache* cache, Progress* progress, std::string_view ref_kind)
 {
-  auto plan = plan_hashing(paths);
+  auto plan = plan_hashing(paths, jobs);
   if (!plan.unreadable.empty()) {
     throw_unreadable(plan.unreadable);  // Before anything is written.
   }

@@ -33,7 +33,7 @@ std::vector<VerifyProblem> ObjectStore::verify(const std::vector<StoredObject>& 
       std::string problem;
       try {
         auto path = object_path(object.digest);
-        auto hashed = hash_file(path, buffer);
+        auto hashed = hash_file(path.native(), buffer);
         if (hashed.digest != object.digest) {
           problem = fmt::format("corrupt: its content hashes to {}", hashed.digest.hex());
         } else if (hashed.identity.size != object.size) {

@@ -120,7 +120,7 @@ HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buff
   return HashedFile{hasher.finish(), after};
 }
 
-HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffer, const FileIdentity* listed)
+HashedFile hash_file(const std::string& path, std::vector<char>& buffer, const FileIdentity* listed)
 {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
   if (fd < 0 && errno == EPERM) {
@@ -128,16 +128,16 @@ HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffe
   }
   if (fd < 0) {
     if (errno == ENOENT) {
-      throw Error(ExitCode::not_found, fmt::format("{} does not exist", path));
+      throw Error(ExitCode::not_found, fmt::format("\"{}\" does not exist", path));
     }
-    throw_io("open", fmt::format("{}", path));
+    throw_io("open", fmt::format("\"{}\"", path));
   }
   struct Closer
   {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  return hash_open_file(fd, path.native(), buffer, -1, listed);
+  return hash_open_file(fd, path, buffer, -1, listed);
 }
 
 } // namespace mlops::objects

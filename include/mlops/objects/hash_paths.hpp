@@ -23,7 +23,7 @@ class HashCache;
 // One file to read: a plain argument, or a file inside a directory argument.
 struct FileJob
 {
-  std::filesystem::path full;
+  std::string full;       // the path to open
   std::string tree_path;  // path inside its tree; empty for a plain file argument
   std::uint32_t mode;
   FileIdentity identity;  // as listed (lstat inside trees, stat for arguments)
@@ -52,10 +52,10 @@ struct HashPlan
 // (hashing 4 KiB costs nothing; waiting for the disk does), so they get four readers per core.
 unsigned reader_threads(const HashPlan& plan, unsigned jobs);
 
-// Lists the files of `paths` (following symbolic links given as arguments, not inside trees).
-// Throws Error: not_found for a missing path, failure for an unreadable one or a special file
-// given as an argument.
-HashPlan plan_hashing(const std::vector<std::filesystem::path>& paths);
+// Lists the files of `paths` (following symbolic links given as arguments, not inside trees),
+// listing directories on up to `jobs` threads. Throws Error: not_found for a missing path,
+// failure for an unreadable one or a special file given as an argument.
+HashPlan plan_hashing(const std::vector<std::filesystem::path>& paths, unsigned jobs = 1);
 
 struct FileDigest
 {

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
-#include <filesystem>
+#include <string>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -63,8 +63,7 @@ HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buff
 
 // Opens and hashes the file at `path`. Throws Error: not_found when it does not exist, failure
 // when it cannot be read or changes while it is read.
-HashedFile hash_file(const std::filesystem::path& path, std::vector<char>& buffer,
-                     const FileIdentity* listed = nullptr);
+HashedFile hash_file(const std::string& path, std::vector<char>& buffer, const FileIdentity* listed = nullptr);
 
 // The read buffer size: large enough for the kernel's read-ahead to keep the SHA units busy.
 inline constexpr size_t hash_buffer_size = 1 << 20;
