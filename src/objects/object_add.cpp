@@ -11,6 +11,7 @@
 #include "mlops/objects/hash_cache.hpp"
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
+#include "mlops/util/file_descriptor.hpp"
 #include "mlops/util/parallel.hpp"
 #include "mlops/util/time.hpp"
 #include "store_files.hpp"
@@ -49,33 +50,14 @@ struct NewObject
   std::uint64_t size = 0;
 };
 
-class FileDescriptor
-{
-public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor()
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  int get() const { return m_fd; }
-  int release() { return std::exchange(m_fd, -1); }
-
-private:
-  int m_fd;
-};
-
-FileDescriptor open_source(const std::string& path)
+util::FileDescriptor open_source(const std::string& path)
 {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     throw Error(errno == ENOENT ? ExitCode::not_found : ExitCode::failure,
                 fmt::format("cannot open \"{}\": {}", path, std::strerror(errno)));
   }
-  return FileDescriptor(fd);
+  return util::FileDescriptor(fd);
 }
 
 // Objects are created read-only: stored objects never change.

@@ -4,6 +4,7 @@
 #include "mlops/core/error.hpp"
 #include "mlops/core/interrupt.hpp"
 #include "mlops/objects/checksum_list.hpp"
+#include "mlops/util/file_descriptor.hpp"
 #include "store_files.hpp"
 
 #include <fcntl.h>
@@ -47,13 +48,8 @@ int open_object(const fs::path& path, const Digest& digest)
 void check_object(const fs::path& path, const Digest& digest, int copy_to)
 {
   thread_local std::vector<char> buffer;
-  int fd = open_object(path, digest);
-  struct Closer
-  {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  if (hash_open_file(fd, path.string(), buffer, copy_to).digest != digest) {
+  util::FileDescriptor fd(open_object(path, digest));
+  if (hash_open_file(fd.get(), path.string(), buffer, copy_to).digest != digest) {
     corrupt(digest);
   }
 }

@@ -2,6 +2,7 @@
 
 #include "mlops/core/error.hpp"
 #include "mlops/core/interrupt.hpp"
+#include "mlops/util/file_descriptor.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -132,11 +133,7 @@ HashedFile hash_file(const std::string& path, std::vector<char>& buffer, const F
     }
     throw_io("open", fmt::format("\"{}\"", path));
   }
-  struct Closer
-  {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  util::FileDescriptor owned(fd);
   return hash_open_file(fd, path, buffer, -1, listed);
 }
 

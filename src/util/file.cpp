@@ -1,5 +1,7 @@
 #include "mlops/util/file.hpp"
 
+#include "mlops/util/file_descriptor.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,24 +21,6 @@ namespace {
 {
   throw std::system_error(errno, std::generic_category(), what);
 }
-
-class FileDescriptor
-{
-public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor()
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  int get() const { return m_fd; }
-
-private:
-  int m_fd;
-};
 
 // Removes the temporary file unless the rename consumed it.
 class TemporaryName

@@ -219,3 +219,17 @@ def snapshot(directory: Path) -> dict[str, tuple[int, bytes | None]]:
         content = path.read_bytes() if stat.S_ISREG(info.st_mode) else None
         state[str(path.relative_to(directory))] = (stat.S_IMODE(info.st_mode), content)
     return state
+
+
+def binary_nobody_can_run(world_dir: Path) -> Path:
+    """The binary under test, or a copy in `world_dir` when user nobody cannot reach the original."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to run as nobody")
+    if subprocess.run([*nobody_prefix(), "test", "-x", str(BIN)]).returncode == 0:
+        return BIN
+    binary = world_dir / "bin" / "mlops"
+    binary.parent.mkdir(exist_ok=True)
+    shutil.copy2(BIN, binary)
+    binary.parent.chmod(0o755)
+    binary.chmod(0o755)
+    return binary

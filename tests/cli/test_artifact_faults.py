@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, IS_ROOT, NOBODY, Home, clean_env, expect_error, make_home, nobody_prefix, run_mlops
+from conftest import binary_nobody_can_run, BIN, IS_ROOT, NOBODY, Home, clean_env, expect_error, make_home, nobody_prefix, run_mlops
 from test_artifact import (artifact, assert_store_consistent, db_check, object_files, object_path, object_root, ok,
                            ok_json, recorded, references, sha, tmp_entries, unpin)
 from test_concurrency import run_at_once
@@ -87,15 +87,7 @@ def as_other_user(world_dir):
     """run(*args, cwd=...) as user nobody when root (chmod does not stop root from reading), else as is."""
     if not IS_ROOT:
         return lambda *args, cwd: run_mlops(*args, cwd=cwd)
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is needed to run as nobody")
-    binary = BIN
-    if subprocess.run([*nobody_prefix(), "test", "-x", str(BIN)]).returncode != 0:
-        binary = world_dir / "bin" / "mlops"
-        binary.parent.mkdir()
-        shutil.copy2(BIN, binary)
-        binary.parent.chmod(0o755)
-        binary.chmod(0o755)
+    binary = binary_nobody_can_run(world_dir)
     return lambda *args, cwd: run_mlops(*args, cwd=cwd, env={"HOME": "/nonexistent"}, binary=binary,
                                         prefix=nobody_prefix())
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import pytest
 
-from conftest import BIN, IS_ROOT, SOURCE_DIR, clean_env, nobody_prefix, parse_one_document, validate_document
+from conftest import binary_nobody_can_run, BIN, IS_ROOT, SOURCE_DIR, clean_env, nobody_prefix, parse_one_document, validate_document
 
 HEADER = b"mlops-tree 1\n"
 MIB = 1 << 20
@@ -466,15 +466,7 @@ def as_nobody(world_dir):
     """run(*args, cwd=...) as a user who cannot read what root made private (chmod alone as a user)."""
     if not IS_ROOT:
         return lambda *args, cwd: hash_run(*args, cwd=cwd)
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is needed to run as nobody")
-    binary = BIN
-    if subprocess.run([*nobody_prefix(), "test", "-x", str(BIN)]).returncode != 0:
-        binary = world_dir / "bin" / "mlops"
-        binary.parent.mkdir()
-        shutil.copy2(BIN, binary)
-        binary.parent.chmod(0o755)
-        binary.chmod(0o755)
+    binary = binary_nobody_can_run(world_dir)
     return lambda *args, cwd: hash_run(*args, cwd=cwd, env={"HOME": "/nonexistent"}, prefix=nobody_prefix(), binary=binary)
 
 
