@@ -56,8 +56,10 @@ void run_add(Context& context, const ArtifactOptions& options)
   if (!options.no_cache) {
     cache.emplace(context.database());
   }
-  Progress progress(context.progress_enabled(), "storing", 0, 0);
-  auto result = store.add(paths, parse_link_mode(options.link), options.jobs, cache ? &*cache : nullptr, &progress);
+  auto result = [&] {
+    Progress progress(context.progress_enabled(), "storing", 0, 0);  // Erased before the result.
+    return store.add(paths, parse_link_mode(options.link), options.jobs, cache ? &*cache : nullptr, &progress);
+  }();
   nlohmann::json targets = nlohmann::json::array();
   std::string human;
   for (const auto& target : result.targets) {

@@ -45,6 +45,12 @@ void Progress::advance(std::uint64_t files, std::uint64_t bytes)
   m_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
 
+void Progress::set_totals(std::uint64_t files, std::uint64_t bytes)
+{
+  m_total_files.store(files, std::memory_order_relaxed);
+  m_total_bytes.store(bytes, std::memory_order_relaxed);
+}
+
 void Progress::run()
 {
   auto started = std::chrono::steady_clock::now();
@@ -65,13 +71,15 @@ void Progress::draw(double seconds)
   auto files = m_files.load(std::memory_order_relaxed);
   auto bytes = m_bytes.load(std::memory_order_relaxed);
   double rate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
+  auto total_files = m_total_files.load(std::memory_order_relaxed);
+  auto total_bytes = m_total_bytes.load(std::memory_order_relaxed);
   std::string eta = "?";
-  if (rate > 0 && m_total_bytes >= bytes) {
-    eta = fmt::format("{:.0f}s", static_cast<double>(m_total_bytes - bytes) / rate);
+  if (rate > 0 && total_bytes >= bytes) {
+    eta = fmt::format("{:.0f}s", static_cast<double>(total_bytes - bytes) / rate);
   }
   std::fprintf(stderr, "\r\033[K%s %llu/%llu files, %s/%s, %s/s, ETA %s", m_label.c_str(),
-               static_cast<unsigned long long>(files), static_cast<unsigned long long>(m_total_files),
-               megabytes(bytes).c_str(), megabytes(m_total_bytes).c_str(),
+               static_cast<unsigned long long>(files), static_cast<unsigned long long>(total_files),
+               megabytes(bytes).c_str(), megabytes(total_bytes).c_str(),
                megabytes(static_cast<std::uint64_t>(rate)).c_str(), eta.c_str());
   std::fflush(stderr);
   m_drawn = true;

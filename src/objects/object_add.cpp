@@ -291,6 +291,9 @@ AddResult ObjectStore::add(const std::vector<fs::path>& paths, LinkMode mode, un
   if (!plan.unreadable.empty()) {
     throw_unreadable(plan.unreadable);  // Before anything is written.
   }
+  if (progress) {
+    progress->set_totals(plan.files.size(), plan.total_bytes);
+  }
   StoreLock lock(m_home.objects_dir(), /*exclusive=*/false);
   if (cache && plan.files.size() > 64) {
     cache->preload();

@@ -22,13 +22,16 @@ public:
   // Thread-safe and cheap: two atomic additions.
   void advance(std::uint64_t files, std::uint64_t bytes);
 
+  // For work whose size is known only once it has started (after listing the files).
+  void set_totals(std::uint64_t files, std::uint64_t bytes);
+
 private:
   void run();
   void draw(double seconds);
 
   std::string m_label;
-  std::uint64_t m_total_files;
-  std::uint64_t m_total_bytes;
+  std::atomic<std::uint64_t> m_total_files;
+  std::atomic<std::uint64_t> m_total_bytes;
   std::atomic<std::uint64_t> m_files{0};
   std::atomic<std::uint64_t> m_bytes{0};
   bool m_drawn = false;
