@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <set>
 
 namespace mlops::objects {
 
@@ -87,6 +88,7 @@ std::vector<TreeEntry> parse_manifest(std::string_view bytes)
     reject(0, "the manifest does not start with \"mlops-tree 1\"");
   }
   std::vector<TreeEntry> entries;
+  std::set<std::string, std::less<>> listed;
   std::string_view rest = bytes.substr(header.size());
   while (!rest.empty()) {
     size_t number = entries.size() + 1;
@@ -121,7 +123,15 @@ std::vector<TreeEntry> parse_manifest(std::string_view bytes)
     if (!entries.empty() && !(entries.back().path < entry.path)) {
       reject(number, "its path is not after the previous one (duplicate or out of order)");
     }
+    // A file or link cannot also be a directory: with a link "a" and a file "a/b", writing the
+    // tree out would write through the link, outside the tree.
+    for (auto slash = entry.path.find('/'); slash != std::string::npos; slash = entry.path.find('/', slash + 1)) {
+      if (listed.count(std::string_view(entry.path).substr(0, slash)) > 0) {
+        reject(number, fmt::format("its directory {} is listed as a file or link", entry.path.substr(0, slash)));
+      }
+    }
     entries.push_back(std::move(entry));
+    listed.insert(entries.back().path);
   }
   return entries;
 }

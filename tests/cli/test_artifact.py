@@ -821,3 +821,38 @@ def test_gc_counts_stray_files_beside_an_unreferenced_object_that_is_already_gon
     assert [o["digest"] for o in done["removed"]] == ["sha256:" + digest]
     assert not stray.exists() and recorded(home) == set()
     assert done["unrecorded_files"] == 1, f"gc removed one unrecorded file but reported {done['unrecorded_files']}"
+
+
+# A tree object is outside input when it is written out: a hostile manifest with a valid digest --
+
+
+def plant_tree(home, manifest: bytes) -> str:
+    """Stores `manifest` as a tree object by hand, as an attacker with write access could."""
+    digest = sha(manifest)
+    path = object_path(home, digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(manifest)
+    with sqlite3.connect(home.db) as db:
+        db.execute("INSERT INTO objects (digest, kind, size, created_at) VALUES (?, 'tree', ?, 'now')",
+                   (digest, len(manifest)))
+    return digest
+
+
+@pytest.mark.parametrize("paths", [
+    [b"../escaped"],                 # a path climbing out of OUT
+    [b"/tmp/absolute"],             # an absolute path
+    [b"a", b"a/escaped"],           # a link "a" with a file beneath it
+])
+def test_get_refuses_a_hostile_tree_and_writes_nothing(home, tmp_path, paths):
+    (home.project / "x").write_bytes(b"x")
+    blob = add_one(home, "x")
+    entries = b""
+    for path in paths:
+        mode = b"120000" if path == b"a" else b"100644"
+        entries += mode + b" 1 " + blob.encode() + b" " + path + b"\0"
+    tree = plant_tree(home, b"mlops-tree 1\n" + entries)
+    result = artifact("get", tree[:12], "out", cwd=home.project)
+    expect_error(result, 5, "manifest")
+    assert not (home.project / "out").exists()
+    assert not (home.project / "escaped").exists() and not (tmp_path / "escaped").exists()
+    assert [p.name for p in home.project.iterdir() if p.name.startswith(".mlops-get")] == []

@@ -245,3 +245,24 @@ TEST_CASE("mlops::objects::is_safe_relative_path")
     CHECK_FALSE(is_safe_relative_path(path));
   }
 }
+
+TEST_CASE("mlops::objects::parse_manifest refuses a path that is both a file and a directory")
+{
+  // A link "a" and a file "a/b": writing the tree out would follow the link out of the tree.
+  using namespace mlops::objects;
+  auto digest = sha256("x");
+  std::string bytes = "mlops-tree 1\n";
+  bytes += "120000 9 " + digest.hex() + " a";
+  bytes += '\0';
+  bytes += "100644 1 " + digest.hex() + " a-b";
+  bytes += '\0';
+  bytes += "100644 1 " + digest.hex() + " a/b";
+  bytes += '\0';
+  try {
+    parse_manifest(bytes);
+    FAIL("accepted a file beneath a link");
+  } catch (const mlops::Error& error) {
+    CHECK(error.code() == mlops::ExitCode::integrity);
+    CHECK(std::string(error.what()).find("directory a is listed as a file or link") != std::string::npos);
+  }
+}
