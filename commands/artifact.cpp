@@ -133,8 +133,9 @@ void run_verify(Context& context, const ArtifactOptions& options)
   }
   // With --all the store lists its objects itself, under its lock: a gc running meanwhile cannot
   // make an object removed on purpose look missing.
-  auto problems = store.verify(objects, options.jobs);
-  size_t verified = options.all ? store.list().size() : objects.size();
+  auto report = store.verify(objects, options.jobs);
+  const auto& problems = report.problems;
+  size_t verified = report.checked;
   nlohmann::json bad = nlohmann::json::array();
   std::string human;
   for (const auto& problem : problems) {
@@ -180,7 +181,7 @@ void setup_artifact(CLI::App& noun, Context& context)
 {
   noun.require_subcommand(1);
   auto options = std::make_shared<ArtifactOptions>();
-  const char* link_help = "auto (reflink, else hardlink where safe, else copy), copy, hardlink, reflink";
+  const char* link_help = "auto (reflink, else copy), copy, hardlink, reflink";
 
   auto* add = add_verb(noun, context, "add", "Store files and directories; print their digests",
                        [&context, options] { run_add(context, *options); });
@@ -196,8 +197,10 @@ void setup_artifact(CLI::App& noun, Context& context)
   get->add_option("--link", options->link, link_help)->type_name("MODE");
   get->add_flag("--force", options->force, "Replace OUT when it exists");
 
-  auto* cat = add_verb(noun, context, "cat", "Print an object's bytes (a tree's file list)",
-                       [&context, options] { open_store(context).cat(open_store(context).resolve(options->digest)); });
+  auto* cat = add_verb(noun, context, "cat", "Print an object's bytes (a tree's file list)", [&context, options] {
+    auto store = open_store(context);
+    store.cat(store.resolve(options->digest));
+  });
   cat->add_option("DIGEST", options->digest, "Digest or unique prefix (8+ hex digits)")->required();
 
   add_verb(noun, context, "ls", "List stored objects", [&context] { run_ls(context); });

@@ -22,23 +22,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Above this many files one query loading the whole cache beats one query per file.
-constexpr size_t preload_threshold = 64;
-
-std::string read_link(const fs::path& path)
-{
-  std::error_code error;
-  auto target = fs::read_symlink(path, error);
-  if (error) {
-    throw Error(ExitCode::failure, fmt::format("cannot read link {}: {}", path, error.message()));
-  }
-  return target.string();
-}
-
 FileDigest digest_of(const FileJob& job, HashCache* cache, Progress* progress, std::vector<char>& buffer)
 {
   if (job.mode == mode_symlink) {
-    return FileDigest{sha256(read_link(job.full)), false};
+    return FileDigest{sha256(read_link_target(job)), false};
   }
   if (cache) {
     if (auto cached = cache->lookup(job.identity)) {
@@ -72,6 +59,19 @@ void throw_unreadable(std::vector<std::string> problems)
   }
   throw Error(ExitCode::failure, fmt::format("{} entr{} could not be read: {}; fix their permissions or move them away",
                                              problems.size(), problems.size() == 1 ? "y" : "ies", list));
+}
+
+std::string read_link_target(const FileJob& job)
+{
+  std::error_code error;
+  std::string target = fs::read_symlink(job.full, error).string();
+  if (error) {
+    throw Error(ExitCode::failure, fmt::format("cannot read link \"{}\": {}", job.full, error.message()));
+  }
+  if (static_cast<std::int64_t>(target.size()) != job.identity.size) {
+    throw Error(ExitCode::failure, fmt::format("link \"{}\" changed while it was being hashed, retry", job.full));
+  }
+  return target;
 }
 
 unsigned reader_threads(const HashPlan& plan, unsigned jobs)

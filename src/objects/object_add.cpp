@@ -83,7 +83,7 @@ public:
   {
     thread_local std::vector<char> buffer;
     if (job.mode == mode_symlink) {
-      std::string target = fs::read_symlink(job.full).string();
+      std::string target = read_link_target(job);
       Digest digest = sha256(target);
       if (!stored(digest)) {
         TempFile temp(m_home.tmp_dir(), "object-", object_mode, /*unnamed=*/true);
@@ -161,11 +161,18 @@ private:
       m_stored.insert(object.digest);
       fs::path target = m_store.object_path(object.digest);
       if (object.hashed) {
-        make_object_of_source(*object.temp, *object.hashed, object.source);
+        require_source_unchanged(*object.temp, *object.hashed, object.source);
       }
       // An object another process stored meanwhile stays: same name, same bytes.
       int dir = m_fan_out_dirs.open(target.parent_path());
-      object.temp->rename_to(dir, target.filename().string(), target);
+      if (!object.temp->rename_to(dir, target.filename().string(), target)) {
+        continue;
+      }
+      if (object.hashed) {
+        // Hard link: the object must never change, so the file (the user's too) becomes
+        // read-only, but only now that it really is an object.
+        ::chmod(target.c_str(), 0444);
+      }
       ++m_written;
       m_bytes_written += object.size;
     }
@@ -224,15 +231,13 @@ private:
     return true;
   }
 
-  // Hard-link mode: the source inode becomes the object, so it must still hold what was hashed,
-  // and becomes read-only (which the user's file, the same inode, then is too).
-  static void make_object_of_source(TempFile& source, const FileIdentity& hashed, const std::string& path)
+  // Hard-link mode: the source inode becomes the object, so it must still hold what was hashed.
+  static void require_source_unchanged(TempFile& source, const FileIdentity& hashed, const std::string& path)
   {
     struct stat status = {};
     if (::fstat(source.fd(), &status) != 0 || FileIdentity::of(status) != hashed) {
       throw Error(ExitCode::failure, fmt::format("\"{}\" changed while it was being stored, retry once nothing writes to it", path));
     }
-    ::fchmod(source.fd(), 0444);
   }
 
   ObjectStore& m_store;
@@ -244,7 +249,12 @@ private:
   std::set<Digest> m_stored;
   std::set<Digest> m_placed;  // Put in place by this add.
   DirectoryCache m_fan_out_dirs;
-  size_t m_max_open = std::max<size_t>(64, raise_open_file_limit() / 2);
+  // Files held open until they are linked, within the process's limit: leave room for the
+  // fan-out directories (256), the readers (two each) and the database.
+  size_t m_max_open = [] {
+    size_t limit = raise_open_file_limit();
+    return limit > 2048 + 512 ? limit - 2048 : std::max<size_t>(64, limit / 4);
+  }();
   size_t m_written = 0;
   std::uint64_t m_bytes_written = 0;
   std::atomic<bool> m_reflink_works{true};
@@ -295,15 +305,31 @@ AddResult ObjectStore::add(const std::vector<fs::path>& paths, LinkMode mode, un
     progress->set_totals(plan.files.size(), plan.total_bytes);
   }
   StoreLock lock(m_home.objects_dir(), /*exclusive=*/false);
-  if (cache && plan.files.size() > 64) {
+  if (cache && plan.files.size() > preload_threshold) {
     cache->preload();
   }
   Adder adder(*this, m_home, m_db, mode, cache, progress);
   std::vector<FileDigest> digests(plan.files.size());
+  std::vector<std::string> failures;
+  std::mutex failures_mutex;
   util::parallel_for(
-    plan.files.size(), reader_threads(plan, jobs), [&](size_t i) { digests[i].digest = adder.store_file(plan.files[i]); },
+    plan.files.size(), reader_threads(plan, jobs),
+    [&](size_t i) {
+      try {
+        digests[i].digest = adder.store_file(plan.files[i]);
+      } catch (const Error& error) {
+        if (error.code() == ExitCode::interrupted) {
+          throw;
+        }
+        std::lock_guard guard(failures_mutex);
+        failures.push_back(error.what());  // Every bad file is named; nothing gets stored.
+      }
+    },
     [] { return interrupted(); });
   throw_if_interrupted();
+  if (!failures.empty()) {
+    throw_unreadable(std::move(failures));
+  }
 
   AddResult result;
   result.targets = assemble_targets(plan, digests);

@@ -33,22 +33,25 @@ namespace {
                           digest.hex()));
 }
 
-int open_object(const fs::path& path, const Digest& digest)
+util::FileDescriptor open_object(const fs::path& path, const Digest& digest)
 {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  if (fd < 0 && errno == ENOENT) {
     throw Error(ExitCode::integrity,
-                fmt::format("stored object {} is missing from {} ({}); run `mlops artifact verify --all`",
-                            digest.hex(), path.parent_path().parent_path(), std::strerror(errno)));
+                fmt::format("stored object {} is missing from {}; run `mlops artifact verify --all`",
+                            digest.hex(), path.parent_path().parent_path()));
   }
-  return fd;
+  if (fd < 0) {
+    throw Error(ExitCode::failure, fmt::format("cannot read stored object {}: {}", digest.hex(), std::strerror(errno)));
+  }
+  return util::FileDescriptor(fd);
 }
 
 // Hashes (and optionally copies) an object's file, throwing when it does not match.
 void check_object(const fs::path& path, const Digest& digest, int copy_to)
 {
   thread_local std::vector<char> buffer;
-  util::FileDescriptor fd(open_object(path, digest));
+  auto fd = open_object(path, digest);
   if (hash_open_file(fd.get(), path.string(), buffer, copy_to).digest != digest) {
     corrupt(digest);
   }
@@ -57,12 +60,21 @@ void check_object(const fs::path& path, const Digest& digest, int copy_to)
 std::string read_checked(const fs::path& path, const Digest& digest)
 {
   std::string bytes;
-  int fd = open_object(path, digest);
+  auto fd = open_object(path, digest);
   char chunk[65536];
-  for (ssize_t got; (got = ::read(fd, chunk, sizeof chunk)) > 0;) {
+  for (;;) {
+    ssize_t got = ::read(fd.get(), chunk, sizeof chunk);
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got < 0) {  // An I/O error is not corruption: say what it is.
+      throw Error(ExitCode::failure, fmt::format("cannot read stored object {}: {}", digest.hex(), std::strerror(errno)));
+    }
+    if (got == 0) {
+      break;
+    }
     bytes.append(chunk, static_cast<size_t>(got));
   }
-  ::close(fd);
   if (sha256(bytes) != digest) {
     corrupt(digest);
   }
@@ -73,9 +85,10 @@ std::string read_checked(const fs::path& path, const Digest& digest)
 void materialize_blob(const fs::path& object, const Digest& digest, const fs::path& out, LinkMode mode, bool executable)
 {
   fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-  // Hard links share the object's inode, so they are only safe when nobody can write to the
-  // read-only file: not as root, and not for executables (the object's mode cannot change).
-  bool hardlink = mode == LinkMode::hardlink || (mode == LinkMode::automatic && ::geteuid() != 0 && !executable);
+  // A hard link shares the object's inode: anyone who can chmod it (its owner, root) could change
+  // the stored object in place. So only when asked, and never for executables (the object's
+  // mode cannot change).
+  bool hardlink = mode == LinkMode::hardlink && !executable;
   if (hardlink) {
     check_object(object, digest, -1);
     TempFile name(dir, ".mlops-get-");  // Reserves a unique name for the link.
@@ -90,9 +103,7 @@ void materialize_blob(const fs::path& object, const Digest& digest, const fs::pa
     }
   }
   TempFile temp(dir, ".mlops-get-");
-  int source = open_object(object, digest);
-  bool cloned = mode != LinkMode::copy && ::ioctl(temp.fd(), FICLONE, source) == 0;
-  ::close(source);
+  bool cloned = mode != LinkMode::copy && ::ioctl(temp.fd(), FICLONE, open_object(object, digest).get()) == 0;
   if (mode == LinkMode::reflink && !cloned) {
     throw Error(ExitCode::failure, fmt::format("cannot reflink {}: {}; use --link copy or auto", out, std::strerror(errno)));
   }
@@ -103,9 +114,14 @@ void materialize_blob(const fs::path& object, const Digest& digest, const fs::pa
 
 } // namespace
 
-void ObjectStore::get(const StoredObject& object, const fs::path& out, LinkMode mode, bool force)
+void ObjectStore::get(const StoredObject& object, const fs::path& given_out, LinkMode mode, bool force)
 {
   StoreLock lock(m_home.objects_dir(), /*exclusive=*/false);
+  // "out/" (as tab completion writes it) names out itself, never a place inside it.
+  fs::path out = given_out.lexically_normal();
+  if (!out.has_filename() && out.has_parent_path()) {
+    out = out.parent_path();
+  }
   std::error_code error;
   auto status = fs::symlink_status(out, error);
   bool exists = status.type() != fs::file_type::not_found;

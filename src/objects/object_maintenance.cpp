@@ -19,7 +19,7 @@ namespace mlops::objects {
 
 namespace fs = std::filesystem;
 
-std::vector<VerifyProblem> ObjectStore::verify(const std::vector<StoredObject>& requested, unsigned jobs)
+VerifyReport ObjectStore::verify(const std::vector<StoredObject>& requested, unsigned jobs)
 {
   StoreLock lock(m_home.objects_dir(), /*exclusive=*/false);
   auto objects = requested.empty() ? list() : requested;
@@ -64,7 +64,7 @@ std::vector<VerifyProblem> ObjectStore::verify(const std::vector<StoredObject>& 
     [] { return interrupted(); });
   throw_if_interrupted();
   std::sort(problems.begin(), problems.end(), [](const auto& a, const auto& b) { return a.digest < b.digest; });
-  return problems;
+  return VerifyReport{objects.size(), std::move(problems)};
 }
 
 namespace {
@@ -89,53 +89,76 @@ GcReport ObjectStore::gc(bool dry_run)
   // about to record or read, and every file in tmp/ is a leftover.
   StoreLock lock(m_home.objects_dir(), /*exclusive=*/true);
   GcReport report;
-  auto rows = m_db.prepare(unreferenced_sql);
-  while (rows.step()) {
-    report.removed.push_back(StoredObject{*Digest::parse(rows.column_text(0)), rows.column_text(1),
-                                          rows.column_int64(2), rows.column_text(3)});
-    report.bytes += static_cast<std::uint64_t>(rows.column_int64(2));
-  }
-
   std::set<std::string> recorded;  // Every row, including those about to go.
-  for (auto all = m_db.prepare("SELECT digest FROM objects"); all.step();) {
-    recorded.insert(all.column_text(0));
-  }
   std::set<std::string> removed;
-  for (const auto& object : report.removed) {
-    removed.insert(object.digest.hex());
-  }
-  // Rows go first: if gc dies before the files, they are merely unrecorded, and the next gc
-  // removes them; no row ever points at a deleted file.
-  if (!dry_run && !report.removed.empty()) {
-    store::write_transaction(m_db, [&] {
-      for (const auto& object : report.removed) {
-        m_db.prepare("DELETE FROM object_refs WHERE kind = 'tree' AND owner = ?").bind(1, object.digest.hex()).run();
-        m_db.prepare("DELETE FROM object_refs WHERE digest = ?").bind(1, object.digest.hex()).run();
-        m_db.prepare("DELETE FROM objects WHERE digest = ?").bind(1, object.digest.hex()).run();
-      }
-    });
-  }
+  // Choosing and deleting happen in one write transaction, so a reference made by anything that
+  // does not take the store lock (a dataset, run or model recorded meanwhile) is either seen
+  // or waits. Rows go before files: if gc dies in between, the files are merely unrecorded and
+  // the next gc removes them; no row ever points at a deleted file.
+  store::write_transaction(m_db, [&] {
+    report = GcReport{};
+    recorded.clear();
+    removed.clear();
+    for (auto rows = m_db.prepare(unreferenced_sql); rows.step();) {
+      report.removed.push_back(StoredObject{*Digest::parse(rows.column_text(0)), rows.column_text(1),
+                                            rows.column_int64(2), rows.column_text(3)});
+      report.bytes += static_cast<std::uint64_t>(rows.column_int64(2));
+      removed.insert(rows.column_text(0));
+    }
+    for (auto all = m_db.prepare("SELECT digest FROM objects"); all.step();) {
+      recorded.insert(all.column_text(0));
+    }
+    if (dry_run) {
+      return;
+    }
+    // An unreferenced object is referred to only by unreferenced trees: drop their entries first,
+    // then the objects (the foreign key forbids the other order).
+    for (const auto& digest : removed) {
+      m_db.prepare("DELETE FROM object_refs WHERE kind = 'tree' AND owner = ?").bind(1, digest).run();
+    }
+    for (const auto& digest : removed) {
+      m_db.prepare("DELETE FROM objects WHERE digest = ?").bind(1, digest).run();
+    }
+  });
 
-  std::error_code error;
+  std::vector<std::string> failures;
+  auto remove_file = [&](const fs::path& path) {
+    std::error_code error;
+    if (!fs::remove_all(path, error) && error) {
+      failures.push_back(fmt::format("{}: {}", path.string(), error.message()));
+    }
+  };
+  std::error_code list_error;
   fs::path root = m_home.objects_dir() / "sha256";
-  for (fs::recursive_directory_iterator it(root, error), end; !error && it != end; it.increment(error)) {
+  for (fs::recursive_directory_iterator it(root, list_error), end; !list_error && it != end; it.increment(list_error)) {
     throw_if_interrupted();
-    if (!it->is_regular_file(error)) {
+    std::error_code type_error;
+    if (!it->is_regular_file(type_error)) {
       continue;
     }
     std::string digest = it->path().parent_path().filename().string() + it->path().filename().string();
+    if (!Digest::parse(digest)) {
+      continue;  // Not an object name: not gc's to delete (`mlops db check` reports it).
+    }
     bool unrecorded = recorded.count(digest) == 0;
     report.unrecorded_files += unrecorded ? 1 : 0;
     if (!dry_run && (unrecorded || removed.count(digest) > 0)) {
-      fs::remove(it->path(), error);
+      remove_file(it->path());
     }
   }
-
-  for (fs::directory_iterator it(m_home.tmp_dir(), error), end; !error && it != end; it.increment(error)) {
+  if (list_error && list_error != std::errc::no_such_file_or_directory) {  // No object stored yet is fine.
+    failures.push_back(fmt::format("{}: {}", root.string(), list_error.message()));
+  }
+  list_error.clear();
+  for (fs::directory_iterator it(m_home.tmp_dir(), list_error), end; !list_error && it != end; it.increment(list_error)) {
     ++report.tmp_files;
     if (!dry_run) {
-      fs::remove_all(it->path(), error);
+      remove_file(it->path());
     }
+  }
+  if (!failures.empty()) {
+    throw Error(ExitCode::failure, fmt::format("gc could not remove {} file(s): {}; check their permissions",
+                                               failures.size(), fmt::join(failures, "; ")));
   }
   return report;
 }

@@ -116,12 +116,12 @@ void TempFile::close()
   }
 }
 
-void TempFile::rename_to(const fs::path& target)
+bool TempFile::rename_to(const fs::path& target)
 {
-  rename_to(AT_FDCWD, target.string(), target);
+  return rename_to(AT_FDCWD, target.string(), target);
 }
 
-void TempFile::rename_to(int dir_fd, const std::string& name, const fs::path& shown)
+bool TempFile::rename_to(int dir_fd, const std::string& name, const fs::path& shown)
 {
   if (m_path.empty() && m_fd >= 0) {
     // AT_EMPTY_PATH links the open file directly but needs CAP_DAC_READ_SEARCH; the /proc path
@@ -138,17 +138,19 @@ void TempFile::rename_to(int dir_fd, const std::string& name, const fs::path& sh
       std::string self = fmt::format("/proc/self/fd/{}", m_fd);
       rc = ::linkat(AT_FDCWD, self.c_str(), dir_fd, name.c_str(), AT_SYMLINK_FOLLOW);
     }
-    if (rc != 0 && errno != EEXIST) {
+    bool created = rc == 0;
+    if (!created && errno != EEXIST) {
       fail(fmt::format("store {}", shown));
     }
     close();
-    return;
+    return created;
   }
   close();
   if (::renameat(AT_FDCWD, m_path.c_str(), dir_fd, name.c_str()) != 0) {
     fail(fmt::format("move {} to {}", m_path, shown));
   }
   m_path.clear();
+  return true;
 }
 
 

@@ -43,10 +43,11 @@ public:
   const std::filesystem::path& path() const { return m_path; }
   void close();
   // Gives the file the name `target` (closing it); nothing is left to remove afterwards. An
-  // unnamed file whose target already exists is dropped (the store's files never differ).
-  void rename_to(const std::filesystem::path& target);
+  // unnamed file whose target already exists is dropped (the store's files never differ): then
+  // it returns false.
+  bool rename_to(const std::filesystem::path& target);
   // The same, with the name `name` in the directory open as `dir_fd` (no path walk).
-  void rename_to(int dir_fd, const std::string& name, const std::filesystem::path& shown);
+  bool rename_to(int dir_fd, const std::string& name, const std::filesystem::path& shown);
   // Forgets the file: the destructor will not remove it.
   void release() { m_path.clear(); }
 

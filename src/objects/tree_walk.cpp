@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace mlops::objects {
 
@@ -36,7 +37,15 @@ public:
       result.unreadable.push_back(prefix.empty() ? "." : prefix);
       return;
     }
-    while (dirent* entry = readdir(dir)) {
+    for (;;) {
+      errno = 0;
+      dirent* entry = readdir(dir);
+      if (!entry) {
+        if (errno != 0) {  // An I/O error, not the end: the listing would silently miss files.
+          result.unreadable.push_back(prefix.empty() ? "." : prefix);
+        }
+        break;
+      }
       std::string_view name = entry->d_name;
       if (name == "." || name == "..") {
         continue;
@@ -100,11 +109,24 @@ TreeWalk walk_tree(const std::filesystem::path& root, unsigned jobs)
   // The top level here; each subdirectory below it is a separate work item.
   Walker top(root_text);
   std::vector<std::pair<int, std::string>> subdirectories;
+  // Directories never walked (an interrupt or error stopped the loop) are closed here.
+  struct CloseUnwalked
+  {
+    std::vector<std::pair<int, std::string>>& dirs;
+    ~CloseUnwalked()
+    {
+      for (auto& [dir_fd, path] : dirs) {
+        if (dir_fd >= 0) {
+          ::close(dir_fd);
+        }
+      }
+    }
+  } close_unwalked{subdirectories};
   top.walk(fd, "", &subdirectories);
   std::vector<Walker> walkers(subdirectories.size(), Walker(root_text));
   util::parallel_for(
     subdirectories.size(), jobs,
-    [&](size_t i) { walkers[i].walk(subdirectories[i].first, subdirectories[i].second); },
+    [&](size_t i) { walkers[i].walk(std::exchange(subdirectories[i].first, -1), subdirectories[i].second); },
     [] { return interrupted(); });
   throw_if_interrupted();
 

@@ -20,6 +20,9 @@ namespace mlops::objects {
 
 class HashCache;
 
+// Above this many files one query loading the whole hash cache beats one query per file.
+inline constexpr size_t preload_threshold = 64;
+
 // One file to read: a plain argument, or a file inside a directory argument.
 struct FileJob
 {
@@ -47,6 +50,10 @@ struct HashPlan
 
 // Throws one Error(failure) naming every problem (up to ten, then a count).
 [[noreturn]] void throw_unreadable(std::vector<std::string> problems);
+
+// A link's target text, as the manifest records it. Throws Error(failure) when it cannot be read
+// or changed since it was listed.
+std::string read_link_target(const FileJob& job);
 
 // How many files to read at once for `jobs` cores. Small files are I/O-bound, not CPU-bound
 // (hashing 4 KiB costs nothing; waiting for the disk does), so they get four readers per core.

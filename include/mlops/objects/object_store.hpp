@@ -3,8 +3,9 @@
 // read-only, named by the SHA-256 of its content. The `objects` table lists what is stored; the
 // `object_refs` table lists what keeps each object alive (gc removes the rest).
 //
-// Durability: objects are written to .mlops/tmp, flushed to disk in one batch (syncfs), renamed
-// into place, flushed again, and only then recorded in the database. So no object is ever visible
+// Durability: objects are written to .mlops/tmp as unnamed files (O_TMPFILE), flushed to disk in
+// one batch (syncfs), linked under their final names, flushed again, and only then recorded in
+// the database. So no object is ever visible
 // half-written under its final name, and no row points at an object that is not durably stored.
 // A crash leaves at most files in tmp/ and unrecorded objects, which `gc` removes.
 //
@@ -30,8 +31,8 @@ namespace mlops::objects {
 class HashCache;
 
 // How a file gets into or out of the store. `auto`: a reflink (copy-on-write clone, instant on
-// btrfs and xfs), else a hard link where that is safe (only for `get`, only when the user cannot
-// write the read-only object, i.e. not as root), else a copy.
+// btrfs and xfs), else a copy. A hard link is never automatic: it shares the object's inode, so
+// whoever can chmod the file (its owner, root) could change the stored object in place.
 enum class LinkMode { automatic, copy, hardlink, reflink };
 
 // Throws Error(usage) for anything but auto, copy, hardlink, reflink.
@@ -65,6 +66,12 @@ struct VerifyProblem
   std::string problem;  // "missing", "corrupt: content hashes to ...", "unreadable: ..."
 };
 
+struct VerifyReport
+{
+  std::size_t checked = 0;
+  std::vector<VerifyProblem> problems;
+};
+
 struct GcReport
 {
   std::vector<StoredObject> removed;  // unreferenced objects (would be removed with dry_run)
@@ -93,7 +100,8 @@ public:
   std::vector<ObjectReference> references_to(const Digest& digest);
 
   // Writes the object to `out` (a file, or a directory for a tree), verifying every byte against
-  // its digest before `out` appears. Refuses to replace an existing `out` unless `force`.
+  // its digest before `out` appears. Throws Error: conflict when `out` exists and not `force`,
+  // integrity when the object is missing or corrupt (then `out` is left as it was).
   void get(const StoredObject& object, const std::filesystem::path& out, LinkMode mode, bool force);
 
   // Writes a blob's bytes (or a tree's listing) to stdout; Error(integrity) if they do not match.
@@ -102,7 +110,7 @@ public:
   // Re-hashes the given objects (all when empty, listed under the store's lock) on `jobs` threads.
   // A corrupt object is moved aside into tmp/, so nothing serves it again and adding the original
   // file stores it anew.
-  std::vector<VerifyProblem> verify(const std::vector<StoredObject>& objects, unsigned jobs);
+  VerifyReport verify(const std::vector<StoredObject>& objects, unsigned jobs);
 
   // Removes objects nothing refers to (directly, or through a referenced tree), object files
   // without a row, and everything in tmp/. With `dry_run` only reports.
