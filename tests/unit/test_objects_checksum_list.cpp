@@ -3,6 +3,8 @@
 #include "mlops/core/error.hpp"
 #include "mlops/objects/sha256.hpp"
 
+#include "expect_error.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
@@ -19,20 +21,11 @@ const std::string abc_hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb41
 // The message of the Error(usage) that parse_checksum_list throws; fails the test if it accepts.
 std::string rejection(const std::string& text)
 {
-  try {
-    auto lines = parse_checksum_list(text);
-    FAIL_CHECK("accepted a malformed list (" << lines.size() << " lines): " << text);
-  } catch (const Error& error) {
-    CHECK(error.code() == ExitCode::usage);
-    return error.what();
-  }
-  return {};
+  CAPTURE(text);
+  return test::error_message(ExitCode::usage, [&] { parse_checksum_list(text); });
 }
 
-bool mentions(const std::string& message, const std::string& needle)
-{
-  return message.find(needle) != std::string::npos;
-}
+using test::mentions;
 
 } // namespace
 

@@ -3,6 +3,8 @@
 #include "mlops/core/error.hpp"
 #include "mlops/objects/sha256.hpp"
 
+#include "expect_error.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -20,20 +22,11 @@ const std::string abc_upper = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB
 // The message of the Error(usage) that parse_digest_prefix throws; fails the test if it accepts.
 std::string prefix_rejection(const std::string& text)
 {
-  try {
-    auto prefix = parse_digest_prefix(text);
-    FAIL_CHECK("accepted `" << text << "` as " << prefix);
-  } catch (const Error& error) {
-    CHECK(error.code() == ExitCode::usage);
-    return error.what();
-  }
-  return {};
+  CAPTURE(text);
+  return test::error_message(ExitCode::usage, [&] { parse_digest_prefix(text); });
 }
 
-bool mentions(const std::string& message, const std::string& needle)
-{
-  return message.find(needle) != std::string::npos;
-}
+using test::mentions;
 
 } // namespace
 

@@ -3,6 +3,8 @@
 #include "mlops/core/error.hpp"
 #include "mlops/objects/sha256.hpp"
 
+#include "expect_error.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -42,20 +44,11 @@ std::string line(const std::string& mode, const std::string& size, const std::st
 // The message of the Error(integrity) that parse_manifest throws; fails the test if it accepts.
 std::string rejection(const std::string& bytes)
 {
-  try {
-    auto entries = parse_manifest(bytes);
-    FAIL_CHECK("accepted a malformed manifest with " << entries.size() << " entries: " << bytes);
-  } catch (const Error& error) {
-    CHECK(error.code() == ExitCode::integrity);
-    return error.what();
-  }
-  return {};
+  CAPTURE(bytes);
+  return test::error_message(ExitCode::integrity, [&] { parse_manifest(bytes); });
 }
 
-bool mentions(const std::string& message, const std::string& needle)
-{
-  return message.find(needle) != std::string::npos;
-}
+using test::mentions;
 
 } // namespace
 
