@@ -33,7 +33,11 @@ struct HashOptions
 std::vector<HashedTarget> hash_targets(Context& context, const HashOptions& options,
                                        const std::vector<std::filesystem::path>& paths)
 {
+  using Clock = std::chrono::steady_clock;
+  auto started = Clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double, std::milli>(Clock::now() - started).count(); };
   auto plan = plan_hashing(paths, options.jobs);
+  spdlog::debug("listed {} file(s) in {:.1f} ms", plan.files.size(), elapsed());
   // The cache only saves time: a home this user cannot write (or a damaged one) must not stop a
   // command that only reads files.
   std::optional<HashCache> cache;
@@ -53,9 +57,11 @@ std::vector<HashedTarget> hash_targets(Context& context, const HashOptions& opti
       spdlog::warn("the hash cache was not updated: {}", error.what());
     }
   }
+  spdlog::debug("hashed, cache written: {:.1f} ms", elapsed());
   size_t hits = std::count_if(digests.begin(), digests.end(), [](const auto& d) { return d.from_cache; });
   spdlog::info("{} file(s): {} from the hash cache, {} read", digests.size(), hits, digests.size() - hits);
   auto targets = assemble_targets(plan, digests);
+  spdlog::debug("manifests built: {:.1f} ms", elapsed());
   for (const auto& target : targets) {
     for (const auto& skipped : target.skipped) {
       spdlog::warn("skipped {}/{}: not a regular file, directory or link", target.path.string(), skipped);
