@@ -3,6 +3,7 @@
 #include "mlops/core/error.hpp"
 #include "mlops/core/interrupt.hpp"
 #include "mlops/util/file_descriptor.hpp"
+#include "store_files.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -105,12 +106,8 @@ HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buff
     }
     total += got;
     hasher.update(buffer.data(), static_cast<size_t>(got));
-    for (ssize_t done = 0; copy_to >= 0 && done < got;) {
-      ssize_t written = ::write(copy_to, buffer.data() + done, static_cast<size_t>(got - done));
-      if (written < 0 && errno != EINTR) {
-        throw_io("write a copy of", what);
-      }
-      done += written > 0 ? written : 0;
+    if (copy_to >= 0) {
+      write_fully(copy_to, buffer.data(), static_cast<size_t>(got), fmt::format("a copy of {}", what));
     }
   }
   const FileIdentity after = identity_of(fd, what);
