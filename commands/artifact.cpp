@@ -51,6 +51,7 @@ nlohmann::json object_json(const StoredObject& object)
 void run_add(Context& context, const ArtifactOptions& options)
 {
   std::vector<std::filesystem::path> paths(options.paths.begin(), options.paths.end());
+  auto link = parse_link_mode(options.link);  // A usage error before the home is touched.
   auto store = open_store(context);
   std::optional<HashCache> cache;
   if (!options.no_cache) {
@@ -58,7 +59,7 @@ void run_add(Context& context, const ArtifactOptions& options)
   }
   auto result = [&] {
     Progress progress(context.progress_enabled(), "storing", 0, 0);  // Erased before the result.
-    return store.add(paths, parse_link_mode(options.link), options.jobs, cache ? &*cache : nullptr, &progress);
+    return store.add(paths, link, options.jobs, cache ? &*cache : nullptr, &progress);
   }();
   nlohmann::json targets = nlohmann::json::array();
   std::string human;
@@ -77,10 +78,11 @@ void run_add(Context& context, const ArtifactOptions& options)
 
 void run_get(Context& context, const ArtifactOptions& options)
 {
+  auto link = parse_link_mode(options.link);
   auto store = open_store(context);
   auto object = store.resolve(options.digest);
   std::filesystem::path out = options.out.empty() ? short_hex(object.digest) : options.out;
-  store.get(object, out, parse_link_mode(options.link), options.force);
+  store.get(object, out, link, options.force);
   context.out().result({{"digest", object.digest.text()}, {"kind", object.kind}, {"out", out.string()}}, "");
   context.out().info(fmt::format("{} {} -> {}", object.kind, short_hex(object.digest), out.string()));
 }
