@@ -4,6 +4,9 @@
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
 
+#include <algorithm>
+#include <tuple>
+
 namespace mlops::objects {
 
 namespace {
@@ -16,20 +19,33 @@ std::int64_t nanoseconds(std::chrono::system_clock::time_point time)
   return std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
 }
 
+constexpr auto by_key = [](const auto& a, const auto& b) {
+  return std::tie(a.identity.device, a.identity.inode) < std::tie(b.identity.device, b.identity.inode);
+};
+
 } // namespace
 
 HashCache::HashCache(store::Database& db) : m_db(db) {}
 
 void HashCache::preload()
 {
-  auto rows = m_db.prepare("SELECT device, inode, size, mtime_ns, ctime_ns, digest FROM hash_cache");
+  // The table is WITHOUT ROWID with key (device, inode): rows come out in key order, ready for a
+  // binary search, with no hash table to build. SQLite compares the keys as signed integers, so
+  // the order is checked rather than assumed (an inode above 2^63 would break it).
+  auto rows = m_db.prepare("SELECT device, inode, size, mtime_ns, ctime_ns, digest FROM hash_cache "
+                           "ORDER BY device, inode");
   while (rows.step()) {
-    FileIdentity identity{static_cast<std::uint64_t>(rows.column_int64(0)),
-                          static_cast<std::uint64_t>(rows.column_int64(1)), rows.column_int64(2),
-                          rows.column_int64(3), rows.column_int64(4)};
-    if (auto digest = Digest::parse(rows.column_text(5))) {
-      m_entries[Key{identity.device, identity.inode}] = Entry{identity, *digest};
+    auto blob = rows.column_blob(5);
+    Entry entry{{static_cast<std::uint64_t>(rows.column_int64(0)), static_cast<std::uint64_t>(rows.column_int64(1)),
+                 rows.column_int64(2), rows.column_int64(3), rows.column_int64(4)},
+                {}};
+    if (blob.size() == entry.digest.bytes.size()) {
+      std::copy(blob.begin(), blob.end(), entry.digest.bytes.begin());
+      m_entries.push_back(entry);
     }
+  }
+  if (!std::is_sorted(m_entries.begin(), m_entries.end(), by_key)) {
+    std::sort(m_entries.begin(), m_entries.end(), by_key);
   }
   m_preloaded = true;
 }
@@ -37,9 +53,10 @@ void HashCache::preload()
 std::optional<Digest> HashCache::lookup(const FileIdentity& identity)
 {
   if (m_preloaded) {
-    auto found = m_entries.find(Key{identity.device, identity.inode});
-    if (found != m_entries.end() && found->second.identity == identity) {
-      return found->second.digest;
+    Entry wanted{identity, {}};
+    auto found = std::lower_bound(m_entries.begin(), m_entries.end(), wanted, by_key);
+    if (found != m_entries.end() && found->identity == identity) {
+      return found->digest;
     }
     return std::nullopt;
   }
@@ -48,7 +65,16 @@ std::optional<Digest> HashCache::lookup(const FileIdentity& identity)
                           "AND mtime_ns = ? AND ctime_ns = ?");
   row.bind_all(static_cast<std::int64_t>(identity.device), static_cast<std::int64_t>(identity.inode),
                identity.size, identity.mtime_ns, identity.ctime_ns);
-  return row.step() ? Digest::parse(row.column_text(0)) : std::nullopt;
+  if (!row.step()) {
+    return std::nullopt;
+  }
+  auto blob = row.column_blob(0);
+  Digest digest;
+  if (blob.size() != digest.bytes.size()) {
+    return std::nullopt;
+  }
+  std::copy(blob.begin(), blob.end(), digest.bytes.begin());
+  return digest;
 }
 
 void HashCache::remember(const FileIdentity& identity, const Digest& digest,
@@ -73,7 +99,8 @@ void HashCache::flush()
                    "digest) VALUES (?, ?, ?, ?, ?, ?)")
         .bind_all(static_cast<std::int64_t>(entry.identity.device),
                   static_cast<std::int64_t>(entry.identity.inode), entry.identity.size,
-                  entry.identity.mtime_ns, entry.identity.ctime_ns, entry.digest.hex())
+                  entry.identity.mtime_ns, entry.identity.ctime_ns,
+                  std::span<const std::uint8_t>(entry.digest.bytes))
         .run();
     }
   });

@@ -60,21 +60,28 @@ bool is_safe_relative_path(std::string_view path)
   return true;
 }
 
-std::string render_manifest(std::vector<TreeEntry> entries)
+std::string render_manifest(const std::vector<TreeEntry>& entries)
 {
-  auto by_path = [](const TreeEntry& a, const TreeEntry& b) { return a.path < b.path; };
-  if (!std::is_sorted(entries.begin(), entries.end(), by_path)) {  // Tree walks come sorted.
-    std::sort(entries.begin(), entries.end(), by_path);
+  // Tree walks come sorted; anything else is put in order through pointers, never copied.
+  std::vector<const TreeEntry*> sorted(entries.size());
+  std::transform(entries.begin(), entries.end(), sorted.begin(), [](const TreeEntry& entry) { return &entry; });
+  auto by_path = [](const TreeEntry* a, const TreeEntry* b) { return a->path < b->path; };
+  if (!std::is_sorted(sorted.begin(), sorted.end(), by_path)) {
+    std::sort(sorted.begin(), sorted.end(), by_path);
   }
+  static constexpr char hex_digits[] = "0123456789abcdef";
   std::string text(header);
   text.reserve(header.size() + entries.size() * 100);
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const auto& entry = entries[i];
-    if (!is_safe_relative_path(entry.path) || (i > 0 && entries[i - 1].path == entry.path)) {
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const auto& entry = *sorted[i];
+    if (!is_safe_relative_path(entry.path) || (i > 0 && sorted[i - 1]->path == entry.path)) {
       throw Error(ExitCode::failure, fmt::format("cannot list `{}` in a tree manifest", entry.path));
     }
     fmt::format_to(std::back_inserter(text), "{:o} {} ", entry.mode, entry.size);
-    text += entry.digest.hex();
+    for (auto byte : entry.digest.bytes) {
+      text += hex_digits[byte >> 4];
+      text += hex_digits[byte & 0xf];
+    }
     text += ' ';
     text += entry.path;
     text += '\0';

@@ -58,6 +58,12 @@ Statement& Statement::bind(int index, std::string_view value)
   return *this;
 }
 
+Statement& Statement::bind(int index, std::span<const std::uint8_t> blob)
+{
+  check_bind(m_stmt, sqlite3_bind_blob64(m_stmt, index, blob.data(), blob.size(), SQLITE_TRANSIENT));
+  return *this;
+}
+
 Statement& Statement::bind(int index, std::nullptr_t)
 {
   check_bind(m_stmt, sqlite3_bind_null(m_stmt, index));
@@ -107,6 +113,12 @@ std::string Statement::column_text(int column) const
   return text ? std::string(reinterpret_cast<const char*>(text),
                             static_cast<size_t>(sqlite3_column_bytes(m_stmt, column)))
               : std::string();
+}
+
+std::span<const std::uint8_t> Statement::column_blob(int column) const
+{
+  const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(m_stmt, column));
+  return {data, data ? static_cast<size_t>(sqlite3_column_bytes(m_stmt, column)) : 0};
 }
 
 } // namespace mlops::store

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 namespace mlops::store {
@@ -38,16 +37,6 @@ public:
   void flush();
 
 private:
-  struct Key
-  {
-    std::uint64_t device;
-    std::uint64_t inode;
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash
-  {
-    size_t operator()(const Key& key) const { return std::hash<std::uint64_t>()(key.inode * 31 + key.device); }
-  };
   struct Entry
   {
     FileIdentity identity;
@@ -56,7 +45,7 @@ private:
 
   store::Database& m_db;
   bool m_preloaded = false;
-  std::unordered_map<Key, Entry, KeyHash> m_entries;
+  std::vector<Entry> m_entries;  // After preload(): sorted by (device, inode), the table's key order.
   std::mutex m_mutex;
   std::vector<Entry> m_pending;
 };

@@ -35,9 +35,9 @@ struct TreeEntry
 // outside its directory.
 bool is_safe_relative_path(std::string_view path);
 
-// The manifest bytes of `entries` (sorted here). Throws Error(failure) on an unsafe path or a
+// The manifest bytes of `entries`, in any order. Throws Error(failure) on an unsafe path or a
 // path listed twice: a bug in the caller.
-std::string render_manifest(std::vector<TreeEntry> entries);
+std::string render_manifest(const std::vector<TreeEntry>& entries);
 
 // Parses manifest bytes, which are outside input once stored. Throws Error(integrity) naming the
 // first problem: bad header, bad field, unsafe or duplicate path, entries out of order.

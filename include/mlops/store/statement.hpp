@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,7 @@ public:
   Statement& bind(int index, const char* value) { return bind(index, std::string_view(value)); }
   Statement& bind(int index, const std::string& value) { return bind(index, std::string_view(value)); }
   Statement& bind(int index, std::nullptr_t);
+  Statement& bind(int index, std::span<const std::uint8_t> blob);
   template <typename T> Statement& bind(int index, const std::optional<T>& value)
   {
     return value ? bind(index, *value) : bind(index, nullptr);
@@ -52,6 +54,8 @@ public:
   std::int64_t column_int64(int column) const;
   double column_double(int column) const;
   std::string column_text(int column) const;
+  // Valid until the next step() or the end of the statement.
+  std::span<const std::uint8_t> column_blob(int column) const;
 
 private:
   Connection* m_connection;
