@@ -59,7 +59,7 @@ void run_add(Context& context, const ArtifactOptions& options)
   }
   auto result = [&] {
     Progress progress(context.progress_enabled(), "storing", 0, 0);  // Erased before the result.
-    return store.add(paths, link, options.jobs, cache ? &*cache : nullptr, &progress);
+    return store.add(paths, {.link = link, .jobs = options.jobs, .cache = cache ? &*cache : nullptr, .progress = &progress});
   }();
   nlohmann::json targets = nlohmann::json::array();
   std::string human;

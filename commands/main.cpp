@@ -33,7 +33,7 @@ constexpr Noun nouns[] = {
   {"init", "Create an mlops home (.mlops/) in a directory", setup_init},
   {"hash", "Hash files and directories by content (SHA-256)", setup_hash},
   {"artifact", "Store, fetch and verify content-addressed artifacts", setup_artifact},
-  {"data", "Version datasets: add, diff, status, checkout", setup_planned},
+  {"data", "Version datasets: add, diff, status, checkout", setup_data},
   {"exp", "Manage experiments", setup_planned},
   {"run", "Track runs: params, metrics, artifacts, search", setup_planned},
   {"model", "Model registry: versions, aliases, lineage, gates", setup_planned},

@@ -4,6 +4,7 @@ _mlops_subcommands() {
   case "$1" in
     '') printf '%s\n' 'init hash artifact data exp run model serve deploy db completion version' ;;
     'artifact') printf '%s\n' 'add get cat ls show verify gc' ;;
+    'data') printf '%s\n' 'add ls log show tag diff status checkout rm' ;;
     'db') printf '%s\n' 'check migrate status' ;;
   esac
 }
@@ -22,6 +23,15 @@ _mlops_flags() {
     'artifact verify') printf '%s\n' '-h --help --all -j --jobs --home --json -q --quiet -v --verbose --no-color --version' ;;
     'artifact gc') printf '%s\n' '-h --help --dry-run --home --json -q --quiet -v --verbose --no-color --version' ;;
     'data') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data add') printf '%s\n' '-h --help -m --message --tag --link --no-cache -j --jobs --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data ls') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data log') printf '%s\n' '-h --help --all --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data show') printf '%s\n' '-h --help --files --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data tag') printf '%s\n' '-h --help --force --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data diff') printf '%s\n' '-h --help --stat --no-cache -j --jobs --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data status') printf '%s\n' '-h --help --stat --no-cache -j --jobs --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data checkout') printf '%s\n' '-h --help --link --force --no-cache -j --jobs --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'data rm') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'exp') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'run') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'model') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
@@ -50,6 +60,15 @@ _mlops_valued_flags() {
     'artifact verify') printf '%s\n' '-j --jobs --home' ;;
     'artifact gc') printf '%s\n' '--home' ;;
     'data') printf '%s\n' '--home' ;;
+    'data add') printf '%s\n' '-m --message --tag --link -j --jobs --home' ;;
+    'data ls') printf '%s\n' '--home' ;;
+    'data log') printf '%s\n' '--home' ;;
+    'data show') printf '%s\n' '--home' ;;
+    'data tag') printf '%s\n' '--home' ;;
+    'data diff') printf '%s\n' '-j --jobs --home' ;;
+    'data status') printf '%s\n' '-j --jobs --home' ;;
+    'data checkout') printf '%s\n' '--link -j --jobs --home' ;;
+    'data rm') printf '%s\n' '--home' ;;
     'exp') printf '%s\n' '--home' ;;
     'run') printf '%s\n' '--home' ;;
     'model') printf '%s\n' '--home' ;;

@@ -42,6 +42,25 @@ const GitApi& git()
   static const GitApi api = [] {
     GitApi functions{};
     library->bind(functions.libgit2_version, "git_libgit2_version");
+    library->bind(functions.libgit2_init, "git_libgit2_init");
+    library->bind(functions.error_last, "git_error_last");
+    library->bind(functions.repository_open_ext, "git_repository_open_ext");
+    library->bind(functions.repository_free, "git_repository_free");
+    library->bind(functions.repository_workdir, "git_repository_workdir");
+    library->bind(functions.repository_head, "git_repository_head");
+    library->bind(functions.repository_head_unborn, "git_repository_head_unborn");
+    library->bind(functions.reference_free, "git_reference_free");
+    library->bind(functions.reference_is_branch, "git_reference_is_branch");
+    library->bind(functions.reference_shorthand, "git_reference_shorthand");
+    library->bind(functions.reference_target, "git_reference_target");
+    library->bind(functions.oid_tostr_s, "git_oid_tostr_s");
+    library->bind(functions.status_list_new, "git_status_list_new");
+    library->bind(functions.status_list_entrycount, "git_status_list_entrycount");
+    library->bind(functions.status_list_free, "git_status_list_free");
+    library->bind(functions.remote_lookup, "git_remote_lookup");
+    library->bind(functions.remote_url, "git_remote_url");
+    library->bind(functions.remote_free, "git_remote_free");
+    functions.libgit2_init();
     return functions;
   }();
   return api;

@@ -157,4 +157,19 @@ nlohmann::json error_document(const Error& error)
            }}};
 }
 
+std::string human_size(std::uint64_t bytes)
+{
+  if (bytes < 1024) {
+    return fmt::format("{} B", bytes);
+  }
+  constexpr const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(units)) {
+    value /= 1024;
+    ++unit;
+  }
+  return value < 100 ? fmt::format("{:.1f} {}", value, units[unit]) : fmt::format("{:.0f} {}", value, units[unit]);
+}
+
 } // namespace mlops

@@ -81,7 +81,7 @@ unsigned reader_threads(const HashPlan& plan, unsigned jobs)
   return small ? jobs * 4 : jobs;
 }
 
-HashPlan plan_hashing(const std::vector<fs::path>& paths, unsigned jobs)
+HashPlan plan_hashing(const std::vector<fs::path>& paths, unsigned jobs, bool skip_metadata)
 {
   HashPlan plan;
   for (const auto& path : paths) {
@@ -94,7 +94,7 @@ HashPlan plan_hashing(const std::vector<fs::path>& paths, unsigned jobs)
     }
     size_t target = plan.targets.size();
     if (S_ISDIR(status.st_mode)) {
-      auto walk = walk_tree(path, jobs);
+      auto walk = walk_tree(path, jobs, skip_metadata);
       for (const auto& entry : walk.unreadable) {
         plan.unreadable.push_back(fmt::format("{}: cannot be listed", (path / entry).string()));
       }

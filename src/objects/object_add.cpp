@@ -14,7 +14,7 @@
 #include "mlops/util/file_descriptor.hpp"
 #include "mlops/util/parallel.hpp"
 #include "mlops/util/time.hpp"
-#include "store_files.hpp"
+#include "mlops/objects/store_files.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -262,8 +262,8 @@ private:
   std::vector<NewObject> m_new;
 };
 
-void record(store::Database& db, const std::vector<HashedTarget>& targets, const HashPlan& plan,
-            const std::vector<FileDigest>& digests, std::string_view ref_kind)
+void record(store::Database& db, const AddResult& result, const HashPlan& plan,
+            const std::vector<FileDigest>& digests, const AddOptions& options)
 {
   std::string now = util::now_iso8601();
   auto insert_object = [&](const Digest& digest, const char* kind, std::int64_t size) {
@@ -280,24 +280,29 @@ void record(store::Database& db, const std::vector<HashedTarget>& targets, const
     for (size_t i = 0; i < plan.files.size(); ++i) {
       insert_object(digests[i].digest, "blob", plan.files[i].identity.size);
     }
-    for (const auto& target : targets) {
+    for (const auto& target : result.targets) {
       if (target.is_tree) {
         insert_object(target.digest, "tree", static_cast<std::int64_t>(target.manifest.size()));
         for (const auto& entry : target.entries) {
           insert_ref(entry.digest, "tree", target.digest.hex());
         }
       }
-      insert_ref(target.digest, ref_kind, fs::absolute(target.path).lexically_normal().string());
+      if (!options.ref_kind.empty()) {
+        insert_ref(target.digest, options.ref_kind, fs::absolute(target.path).lexically_normal().string());
+      }
+    }
+    if (options.in_transaction) {
+      options.in_transaction(result);
     }
   });
 }
 
 } // namespace
 
-AddResult ObjectStore::add(const std::vector<fs::path>& paths, LinkMode mode, unsigned jobs,
-                           HashCache* cache, Progress* progress, std::string_view ref_kind)
+AddResult ObjectStore::add(const std::vector<fs::path>& paths, const AddOptions& options)
 {
-  auto plan = plan_hashing(paths, jobs);
+  auto [link, jobs, cache, progress] = std::tie(options.link, options.jobs, options.cache, options.progress);
+  auto plan = plan_hashing(paths, jobs, options.skip_metadata);
   if (!plan.unreadable.empty()) {
     throw_unreadable(plan.unreadable);  // Before anything is written.
   }
@@ -308,7 +313,7 @@ AddResult ObjectStore::add(const std::vector<fs::path>& paths, LinkMode mode, un
   if (cache && plan.files.size() > preload_threshold) {
     cache->preload();
   }
-  Adder adder(*this, m_home, m_db, mode, cache, progress);
+  Adder adder(*this, m_home, m_db, link, cache, progress);
   std::vector<FileDigest> digests(plan.files.size());
   std::vector<std::string> failures;
   std::mutex failures_mutex;
@@ -342,12 +347,12 @@ AddResult ObjectStore::add(const std::vector<fs::path>& paths, LinkMode mode, un
   if (cache) {
     cache->flush();
   }
-  record(m_db, result.targets, plan, digests, ref_kind);
   size_t objects = plan.files.size();
   for (const auto& target : result.targets) {
     objects += target.is_tree ? 1 : 0;
   }
   result.objects_existing = objects - result.objects_written;
+  record(m_db, result, plan, digests, options);
   return result;
 }
 

@@ -5,7 +5,7 @@
 #include "mlops/core/interrupt.hpp"
 #include "mlops/objects/checksum_list.hpp"
 #include "mlops/util/file_descriptor.hpp"
-#include "store_files.hpp"
+#include "mlops/objects/store_files.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -183,6 +183,16 @@ void ObjectStore::cat(const StoredObject& object)
   }
   std::fwrite(bytes.data(), 1, bytes.size(), stdout);
   std::fflush(stdout);
+}
+
+std::string ObjectStore::read(const Digest& digest) const
+{
+  return read_checked(object_path(digest), digest);
+}
+
+void ObjectStore::copy_verified(const Digest& digest, int out_fd) const
+{
+  check_object(object_path(digest), digest, out_fd);
 }
 
 } // namespace mlops::objects

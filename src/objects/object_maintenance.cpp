@@ -6,7 +6,7 @@
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
 #include "mlops/util/parallel.hpp"
-#include "store_files.hpp"
+#include "mlops/objects/store_files.hpp"
 
 #include <fmt/format.h>
 #include <stdio.h>

@@ -78,6 +78,17 @@ std::vector<StoredObject> ObjectStore::list()
   return objects;
 }
 
+std::vector<Digest> ObjectStore::stored_digests()
+{
+  std::vector<Digest> digests;
+  for (auto rows = m_db.prepare("SELECT digest FROM objects ORDER BY digest"); rows.step();) {
+    if (auto digest = Digest::parse(rows.column_text(0))) {
+      digests.push_back(*digest);
+    }
+  }
+  return digests;
+}
+
 std::vector<ObjectReference> ObjectStore::references_to(const Digest& digest)
 {
   std::vector<ObjectReference> references;

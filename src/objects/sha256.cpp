@@ -3,7 +3,7 @@
 #include "mlops/core/error.hpp"
 #include "mlops/core/interrupt.hpp"
 #include "mlops/util/file_descriptor.hpp"
-#include "store_files.hpp"
+#include "mlops/objects/store_files.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>

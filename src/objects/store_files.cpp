@@ -1,4 +1,4 @@
-#include "store_files.hpp"
+#include "mlops/objects/store_files.hpp"
 
 #include "mlops/core/error.hpp"
 #include "mlops/core/interrupt.hpp"

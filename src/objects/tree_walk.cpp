@@ -24,7 +24,7 @@ namespace {
 class Walker
 {
 public:
-  explicit Walker(std::string root) : m_root(std::move(root)) {}
+  Walker(std::string root, bool skip_metadata) : m_root(std::move(root)), m_skip_metadata(skip_metadata) {}
 
   // Lists directory `dir_fd` (relative path `prefix`, "" for the root) with openat/fstatat.
   // Subdirectories are walked here, or, when `defer` is given, only collected there.
@@ -57,6 +57,9 @@ public:
         continue;
       }
       if (S_ISDIR(status.st_mode)) {
+        if (m_skip_metadata && is_metadata_directory(name)) {
+          continue;
+        }
         int child = openat(dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (child < 0) {
           result.unreadable.push_back(path);
@@ -84,6 +87,7 @@ public:
 
 private:
   std::string m_root;
+  bool m_skip_metadata;
 };
 
 void append(std::vector<std::string>& to, std::vector<std::string>& from)
@@ -93,7 +97,12 @@ void append(std::vector<std::string>& to, std::vector<std::string>& from)
 
 } // namespace
 
-TreeWalk walk_tree(const std::filesystem::path& root, unsigned jobs)
+bool is_metadata_directory(std::string_view name)
+{
+  return name == ".git" || name == ".mlops";
+}
+
+TreeWalk walk_tree(const std::filesystem::path& root, unsigned jobs, bool skip_metadata)
 {
   int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
@@ -107,7 +116,7 @@ TreeWalk walk_tree(const std::filesystem::path& root, unsigned jobs)
     root_text.pop_back();
   }
   // The top level here; each subdirectory below it is a separate work item.
-  Walker top(root_text);
+  Walker top(root_text, skip_metadata);
   std::vector<std::pair<int, std::string>> subdirectories;
   // Directories never walked (an interrupt or error stopped the loop) are closed here.
   struct CloseUnwalked
@@ -123,7 +132,7 @@ TreeWalk walk_tree(const std::filesystem::path& root, unsigned jobs)
     }
   } close_unwalked{subdirectories};
   top.walk(fd, "", &subdirectories);
-  std::vector<Walker> walkers(subdirectories.size(), Walker(root_text));
+  std::vector<Walker> walkers(subdirectories.size(), Walker(root_text, skip_metadata));
   util::parallel_for(
     subdirectories.size(), jobs,
     [&](size_t i) { walkers[i].walk(std::exchange(subdirectories[i].first, -1), subdirectories[i].second); },

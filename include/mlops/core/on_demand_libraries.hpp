@@ -7,7 +7,7 @@
 // struct when a feature needs it.
 
 #include <curl/curl.h>
-#include <git2/common.h>
+#include <git2.h>
 
 namespace mlops {
 
@@ -19,6 +19,24 @@ struct CurlApi
 struct GitApi
 {
   decltype(&::git_libgit2_version) libgit2_version;
+  decltype(&::git_libgit2_init) libgit2_init;
+  decltype(&::git_error_last) error_last;
+  decltype(&::git_repository_open_ext) repository_open_ext;
+  decltype(&::git_repository_free) repository_free;
+  decltype(&::git_repository_workdir) repository_workdir;
+  decltype(&::git_repository_head) repository_head;
+  decltype(&::git_repository_head_unborn) repository_head_unborn;
+  decltype(&::git_reference_free) reference_free;
+  decltype(&::git_reference_is_branch) reference_is_branch;
+  decltype(&::git_reference_shorthand) reference_shorthand;
+  decltype(&::git_reference_target) reference_target;
+  decltype(&::git_oid_tostr_s) oid_tostr_s;
+  decltype(&::git_status_list_new) status_list_new;
+  decltype(&::git_status_list_entrycount) status_list_entrycount;
+  decltype(&::git_status_list_free) status_list_free;
+  decltype(&::git_remote_lookup) remote_lookup;
+  decltype(&::git_remote_url) remote_url;
+  decltype(&::git_remote_free) remote_free;
 };
 
 // The loaded library; throws Error(failure) naming the missing package when it cannot be loaded.

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <string_view>
@@ -71,6 +72,9 @@ private:
   std::ostream& m_out;
   std::ostream& m_err;
 };
+
+// Bytes for people: "512 B", "4.0 KiB", "61.4 MiB", "250 GiB".
+std::string human_size(std::uint64_t bytes);
 
 // The JSON document of an error: {"error": {"code": "not_found", "exit_code": 3, "message": ...}}.
 nlohmann::json error_document(const Error& error);

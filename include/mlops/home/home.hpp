@@ -31,6 +31,8 @@ public:
   std::filesystem::path tmp_dir() const { return m_dir / "tmp"; }
   std::filesystem::path workers_dir() const { return m_dir / "workers"; }
   std::filesystem::path config_path() const { return m_dir / "config.json"; }
+  // The directory holding .mlops: paths recorded relative to it survive moving the project.
+  std::filesystem::path project_dir() const { return m_dir.parent_path(); }
 
   // Throws Error(not_found), saying how to recreate it, when the database file is missing.
   void require_database() const;

@@ -60,9 +60,10 @@ std::string read_link_target(const FileJob& job);
 unsigned reader_threads(const HashPlan& plan, unsigned jobs);
 
 // Lists the files of `paths` (following symbolic links given as arguments, not inside trees),
-// listing directories on up to `jobs` threads. Throws Error: not_found for a missing path,
-// failure for an unreadable one or a special file given as an argument.
-HashPlan plan_hashing(const std::vector<std::filesystem::path>& paths, unsigned jobs = 1);
+// listing directories on up to `jobs` threads, without metadata directories when
+// `skip_metadata` (see walk_tree). Throws Error: not_found for a missing path, failure for an
+// unreadable one or a special file given as an argument.
+HashPlan plan_hashing(const std::vector<std::filesystem::path>& paths, unsigned jobs = 1, bool skip_metadata = false);
 
 struct FileDigest
 {

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,21 @@ struct AddResult
   std::uint64_t bytes_written = 0;
 };
 
+struct AddOptions
+{
+  LinkMode link = LinkMode::automatic;
+  unsigned jobs = 1;
+  HashCache* cache = nullptr;
+  Progress* progress = nullptr;
+  // What pins the added targets: a reference of this kind, owned by each target's absolute path.
+  // Empty: no such pin; then `in_transaction` must pin what it keeps.
+  std::string ref_kind = "artifact";
+  bool skip_metadata = false;  // leave .git and .mlops directories out of trees
+  // Runs inside the transaction that records the objects, so that whatever it records (a dataset
+  // version, say) commits with them or not at all.
+  std::function<void(const AddResult&)> in_transaction;
+};
+
 struct VerifyProblem
 {
   Digest digest;
@@ -86,11 +102,11 @@ public:
   ObjectStore(const Home& home, store::Database& db);
 
   std::filesystem::path object_path(const Digest& digest) const;
+  std::filesystem::path objects_dir() const { return m_home.objects_dir(); }
 
-  // Stores the files and trees of `paths` and pins each with a reference (`ref_kind`, absolute
-  // path). Files whose digest is cached and whose object exists are not read. Throws Error.
-  AddResult add(const std::vector<std::filesystem::path>& paths, LinkMode mode, unsigned jobs,
-                HashCache* cache, Progress* progress, std::string_view ref_kind = "artifact");
+  // Stores the files and trees of `paths` and pins them (see AddOptions). Files whose digest is
+  // cached and whose object exists are not read. Throws Error.
+  AddResult add(const std::vector<std::filesystem::path>& paths, const AddOptions& options);
 
   // The object a digest or unique prefix of 8+ hex digits names. Throws Error: usage when
   // malformed or ambiguous (listing candidates), not_found when nothing matches.
@@ -106,6 +122,14 @@ public:
 
   // Writes a blob's bytes (or a tree's listing) to stdout; Error(integrity) if they do not match.
   void cat(const StoredObject& object);
+
+  // An object's bytes, checked against its digest (Error(integrity) when missing or corrupt).
+  std::string read(const Digest& digest) const;
+  // Copies an object into `out_fd` while hashing it; Error(integrity) when it does not match
+  // (then `out_fd` holds garbage the caller must discard).
+  void copy_verified(const Digest& digest, int out_fd) const;
+  // Every recorded digest, sorted: one query for membership tests over many files.
+  std::vector<Digest> stored_digests();
 
   // Re-hashes the given objects (all when empty, listed under the store's lock) on `jobs` threads.
   // A corrupt object is moved aside into tmp/, so nothing serves it again and adding the original

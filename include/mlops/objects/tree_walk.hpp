@@ -27,9 +27,14 @@ struct TreeWalk
   std::vector<std::string> unreadable;  // entries that could not be listed, relative paths
 };
 
+// Directories that hold metadata, not data: `.git` and `.mlops` (a home). Datasets skip them at
+// any depth, so versioning a project directory never snapshots its own database or repository.
+bool is_metadata_directory(std::string_view name);
+
 // Lists `root`, its subdirectories on up to `jobs` threads (listing is dominated by one lstat per
-// file). Throws Error: not_found when `root` is missing, failure when it cannot be read. Deeper
-// problems are listed in `unreadable`, so the caller can name them with unreadable files.
-TreeWalk walk_tree(const std::filesystem::path& root, unsigned jobs = 1);
+// file), leaving out metadata directories when `skip_metadata`. Throws Error: not_found when
+// `root` is missing, failure when it cannot be read. Deeper problems are listed in `unreadable`,
+// so the caller can name them with unreadable files.
+TreeWalk walk_tree(const std::filesystem::path& root, unsigned jobs = 1, bool skip_metadata = false);
 
 } // namespace mlops::objects

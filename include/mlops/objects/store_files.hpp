@@ -1,5 +1,6 @@
 #pragma once
-// File-level helpers of the object store, shared by its source files only.
+// File-level helpers of the object store: locks, temporary files, batched syncs. Checkout uses
+// them too, to write into a user's directory the way the store writes its own.
 
 #include <filesystem>
 #include <string>
