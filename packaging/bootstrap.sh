@@ -20,8 +20,9 @@ BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libcli11-dev libcurl4-openssl-d
   nlohmann-json3-dev libssl-dev libgit2-dev libspdlog-dev doctest-dev libcpp-httplib-dev
   libonnx-dev libprotobuf-dev protobuf-compiler)
 # What the tests use as oracles and tools: pytest and jsonschema for the CLI suite, hyperfine and
-# sqlite3 for the start-up benchmark, zsh and fish to check completions, dpkg-dev for the .deb.
-TEST_PACKAGES=(python3-pytest python3-jsonschema hyperfine sqlite3 zsh fish dpkg-dev file util-linux)
+# sqlite3 for the start-up benchmark, zsh and fish to check completions, dpkg-dev for the .deb,
+# git for the repositories that dataset lineage is checked against.
+TEST_PACKAGES=(python3-pytest python3-jsonschema hyperfine sqlite3 zsh fish dpkg-dev file util-linux git)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -66,6 +67,7 @@ case "$step" in
     say "installed mlops into $PREFIX/bin" ;;
   demo)
     "$0" install
+    install_packages git  # The main job makes a repository for the dataset's lineage.
     MLOPS="$PREFIX/bin/mlops" packaging/demo/main_job.sh ;;
   test)
     install_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"

@@ -11,7 +11,7 @@ project=${1:-$(mktemp -d /tmp/mlops-demo.XXXXXX)}
 step=0
 
 heading() { step=$((step + 1)); printf '\n== %d. %s\n' "$step" "$*"; }
-show() { printf '$ mlops %s\n' "$*"; "$mlops" "$@"; }
+show() { printf '$ mlops'; printf ' %q' "$@"; printf '\n'; "$mlops" "$@"; }
 
 mkdir -p "$project"
 cd "$project"
@@ -42,12 +42,28 @@ show artifact get "${digest:0:12}" restored
 diff -r data restored && echo "restored copy is identical"
 show artifact verify --all
 
+heading "Version the data as a dataset, tied to the project's git commit"
+git init -q . && git -c user.name=demo -c user.email=demo@example.com commit -q --allow-empty -m "demo code"
+show data add labels data -m "first labels" --tag v1
+show data add labels data  # Identical content: no new version.
+printf '4,dog\n' >> data/labels.csv
+mv data/images/img3.txt data/images/img3-renamed.txt
+show data status labels
+show data add labels data -m "one more label, one image renamed"
+show data log labels
+show data diff labels@v1 labels@2
+
+heading "Check out the first version elsewhere, verified; the workspace still holds the second"
+show data checkout labels@1 labels-v1
+grep -c , labels-v1/labels.csv | sed 's/^/labels-v1 rows: /'
+show data status labels
+
 heading "Errors are clear and scripts get exit codes and JSON"
 set +e
 (cd / && "$mlops" db status); echo "exit code $? (3: no home here)"
 "$mlops" --json bogus; echo "exit code $? (2: usage)"
 set -e
 
-printf '\n== Still to come (planned nouns, see README): version the dataset, train a small model in a\n'
-printf '   tracked run, register two versions, serve the first, canary-promote the second.\n'
+printf '\n== Still to come (planned nouns, see README): train a small model in a tracked run,\n'
+printf '   register two versions, serve the first, canary-promote the second.\n'
 printf '\nmain job done; the project is in %s\n' "$project"
