@@ -162,6 +162,7 @@ AddOutcome Datasets::add(const AddRequest& request)
   options.ref_kind.clear();  // The version pins its tree, under its own name.
   options.skip_metadata = true;
   options.in_transaction = [&](const objects::AddResult& stored) {
+    outcome = AddOutcome{};  // A transaction retried after a busy database starts over.
     const auto& tree = stored.targets.at(0);
     std::string now = util::now_iso8601();
     m_db.prepare("INSERT OR IGNORE INTO datasets (name, created_at) VALUES (?, ?)").bind_all(request.name, now).run();

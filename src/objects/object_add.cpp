@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/std.h>
+#include <spdlog/spdlog.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -137,45 +138,64 @@ public:
   }
 
   // Phase 2 for what is still queued. Returns the number of objects written and their bytes.
-  std::pair<size_t, std::uint64_t> put_in_place()
+  std::pair<size_t, std::uint64_t> put_in_place(unsigned jobs)
   {
     std::lock_guard lock(m_mutex);
-    put_queued_in_place();
+    put_queued_in_place(jobs);
     return {m_written, m_bytes_written};
   }
 
 private:
-  // Phase 2 for the queue; the caller holds m_mutex. Runs early, from phase 1, when the queue
-  // holds as many open files as the process may have.
-  void put_queued_in_place()
+  // Phase 2 for the queue, linking on `jobs` threads (a link costs the kernel some 20 us: 15,000
+  // of them are worth two cores); the caller holds m_mutex. Also runs early, from phase 1 with
+  // one thread, when the queue holds as many open files as the process may have.
+  void put_queued_in_place(unsigned jobs)
   {
     if (m_new.empty()) {
       return;
     }
     sync_filesystem(m_home.tmp_dir());  // Every byte on disk before any name appears.
+    struct Placing
+    {
+      NewObject* object;
+      int dir;
+      fs::path target;
+    };
+    std::vector<Placing> placing;
     for (auto& object : m_new) {
-      throw_if_interrupted();
       if (!m_placed.insert(object.digest).second) {
         continue;  // Another file of this add had the same content.
       }
       m_stored.insert(object.digest);
       fs::path target = m_store.object_path(object.digest);
-      if (object.hashed) {
-        require_source_unchanged(*object.temp, *object.hashed, object.source);
-      }
-      // An object another process stored meanwhile stays: same name, same bytes.
       int dir = m_fan_out_dirs.open(target.parent_path());
-      if (!object.temp->rename_to(dir, target.filename().string(), target)) {
-        continue;
-      }
-      if (object.hashed) {
-        // Hard link: the object must never change, so the file (the user's too) becomes
-        // read-only, but only now that it really is an object.
-        ::chmod(target.c_str(), 0444);
-      }
-      ++m_written;
-      m_bytes_written += object.size;
+      placing.push_back({&object, dir, std::move(target)});
     }
+    std::atomic<size_t> written{0};
+    std::atomic<std::uint64_t> bytes_written{0};
+    util::parallel_for(
+      placing.size(), jobs,
+      [&](size_t i) {
+        auto& [object, dir, target] = placing[i];
+        if (object->hashed) {
+          require_source_unchanged(*object->temp, *object->hashed, object->source);
+        }
+        // An object another process stored meanwhile stays: same name, same bytes.
+        if (!object->temp->rename_to(dir, target.filename().string(), target)) {
+          return;
+        }
+        if (object->hashed) {
+          // Hard link: the object must never change, so the file (the user's too) becomes
+          // read-only, but only now that it really is an object.
+          ::chmod(target.c_str(), 0444);
+        }
+        written.fetch_add(1);
+        bytes_written.fetch_add(object->size);
+      },
+      [] { return interrupted(); });
+    throw_if_interrupted();
+    m_written += written.load();
+    m_bytes_written += bytes_written.load();
     m_new.clear();
     sync_filesystem(m_home.objects_dir());  // The names on disk before the database row.
   }
@@ -198,7 +218,7 @@ private:
     std::lock_guard lock(m_mutex);
     m_new.push_back(std::move(object));
     if (m_new.size() >= m_max_open) {
-      put_queued_in_place();
+      put_queued_in_place(1);
     }
   }
 
@@ -302,7 +322,10 @@ void record(store::Database& db, const AddResult& result, const HashPlan& plan,
 AddResult ObjectStore::add(const std::vector<fs::path>& paths, const AddOptions& options)
 {
   auto [link, jobs, cache, progress] = std::tie(options.link, options.jobs, options.cache, options.progress);
+  auto started = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(); };
   auto plan = plan_hashing(paths, jobs, options.skip_metadata);
+  spdlog::debug("listed {} file(s): {:.1f} ms", plan.files.size(), elapsed());
   if (!plan.unreadable.empty()) {
     throw_unreadable(plan.unreadable);  // Before anything is written.
   }
@@ -336,6 +359,7 @@ AddResult ObjectStore::add(const std::vector<fs::path>& paths, const AddOptions&
     throw_unreadable(std::move(failures));
   }
 
+  spdlog::debug("hashed and copied: {:.1f} ms", elapsed());
   AddResult result;
   result.targets = assemble_targets(plan, digests);
   for (const auto& target : result.targets) {
@@ -343,7 +367,8 @@ AddResult ObjectStore::add(const std::vector<fs::path>& paths, const AddOptions&
       adder.store_manifest(target);
     }
   }
-  std::tie(result.objects_written, result.bytes_written) = adder.put_in_place();
+  std::tie(result.objects_written, result.bytes_written) = adder.put_in_place(jobs);
+  spdlog::debug("objects in place: {:.1f} ms", elapsed());
   if (cache) {
     cache->flush();
   }
@@ -353,6 +378,7 @@ AddResult ObjectStore::add(const std::vector<fs::path>& paths, const AddOptions&
   }
   result.objects_existing = objects - result.objects_written;
   record(m_db, result, plan, digests, options);
+  spdlog::debug("recorded: {:.1f} ms", elapsed());
   return result;
 }
 

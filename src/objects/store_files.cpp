@@ -164,10 +164,8 @@ DirectoryCache::~DirectoryCache()
 
 int DirectoryCache::open(const fs::path& dir)
 {
-  for (auto& [path, fd] : m_open) {
-    if (path == dir) {
-      return fd;
-    }
+  if (auto found = m_open.find(dir.native()); found != m_open.end()) {
+    return found->second;
   }
   std::error_code ignored;
   fs::create_directories(dir, ignored);
@@ -175,7 +173,7 @@ int DirectoryCache::open(const fs::path& dir)
   if (fd < 0) {
     fail(fmt::format("open directory {}", dir));
   }
-  m_open.emplace_back(dir, fd);
+  m_open.emplace(dir.native(), fd);
   return fd;
 }
 

@@ -126,3 +126,26 @@ def test_parallel_init_and_migrate_on_an_existing_home(project):
         assert document.get("created", False) is False
         assert document.get("applied", []) == []
     assert db_state(home.db) == before
+
+
+def test_parallel_data_add_numbers_versions_distinctly(tmp_path):
+    """16 CI jobs snapshot 16 different directories into one dataset at once: 16 versions, 1..16."""
+    home = make_home(tmp_path / "project").project
+    for i in range(PROCESSES):
+        data = home / f"data{i}"
+        data.mkdir()
+        (data / "shared.txt").write_text("the same in every job\n")
+        (data / "own.txt").write_text(f"job {i}\n")
+    results = run_at_once([["--json", "data", "add", "ds", f"data{i}"] for i in range(PROCESSES)], cwd=home)
+    assert_never_locked(results)
+    versions = {}
+    for args, code, out, err in results:
+        assert code == 0, err
+        document = json.loads(out)
+        assert document["created"] is True
+        versions[document["version"]] = args[-1]
+    assert sorted(versions) == list(range(1, PROCESSES + 1))
+    log = subprocess.run([str(BIN), "--json", "data", "log", "ds"], cwd=home, env=clean_env(),
+                         capture_output=True, text=True, check=True)
+    recorded = {v["version"]: v["path"] for v in json.loads(log.stdout)["versions"]}
+    assert recorded == versions  # each job's version is the directory that job added

@@ -1,14 +1,18 @@
 """--json: exactly one document on stdout, valid against its schema in schemas/json/, on success and on error."""
 
 import json
+import os
+import shutil
+import subprocess
 
 import jsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
-from conftest import SCHEMA_DIR, latest_version, load_schema, parse_one_document, validate_document
+from conftest import SCHEMA_DIR, clean_env, latest_version, load_schema, parse_one_document, validate_document
 
-SCHEMAS = ["error", "init", "db-check", "db-migrate", "db-status", "version", "completion", "hash", "hash-check", "artifact-add", "artifact-get", "artifact-ls", "artifact-show", "artifact-verify", "artifact-gc"]
+SCHEMAS = ["error", "init", "db-check", "db-migrate", "db-status", "version", "completion", "hash", "hash-check", "artifact-add", "artifact-get", "artifact-ls", "artifact-show", "artifact-verify", "artifact-gc",
+           "data-add", "data-ls", "data-log", "data-show", "data-tag", "data-diff", "data-status", "data-checkout", "data-rm"]
 
 
 def ok_document(result, schema):
@@ -180,7 +184,7 @@ def test_home_option_not_a_home_error_json(mlops, project):
     assert "not an mlops home" in document["error"]["message"]
 
 
-@pytest.mark.parametrize("args", [["--json", "data", "ls"], ["data", "ls", "--json"], ["data", "--json"]])
+@pytest.mark.parametrize("args", [["--json", "exp", "ls"], ["exp", "ls", "--json"], ["exp", "--json"]])
 def test_planned_noun_error_json(mlops, project, args):
     # Global options may follow the command (`mlops db check --json`), for planned nouns too.
     document = error_document(mlops(*args, cwd=project), 1, "failure")
@@ -193,3 +197,239 @@ def test_error_document_is_the_only_output(mlops, project):
     document = json.loads(out)  # raises on anything after the document
     assert list(document) == ["error"]
     assert out.startswith("{") and out.endswith("}\n")
+
+
+# data -------------------------------------------------------------------------------------------
+
+
+def in_a_git_repository(path):
+    """Whether `path` or a directory above it holds .git (then git lineage cannot be null)."""
+    return any((directory / ".git").exists() for directory in [path, *path.parents])
+
+
+def git(*args, cwd):
+    env = clean_env({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+                     "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"})
+    subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="the git command is needed to make a repository")
+
+
+@pytest.fixture
+def data_dir(home):
+    """A home with data/ in its project: two files and a symbolic link."""
+    data = home.project / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.txt").write_text("hello\n")
+    (data / "sub" / "b.txt").write_text("world\n")
+    (data / "link").symlink_to("a.txt")
+    return data
+
+
+def data_json(mlops, home, *args, schema):
+    return ok_document(mlops("--json", "data", *args, cwd=home.project), schema)
+
+
+def test_data_add_json_outside_git(mlops, home, data_dir):
+    if in_a_git_repository(home.project):
+        pytest.skip(f"{home.project} lies in a git repository")
+    document = data_json(mlops, home, "add", "ds", "data", "-m", "first", "--tag", "v1", schema="data-add")
+    assert document["git"] is None
+    assert (document["dataset"], document["version"], document["ref"]) == ("ds", 1, "ds@1")
+    assert (document["created"], document["same_as"], document["deleted_at"]) == (True, None, None)
+    assert (document["files"], document["size"], document["path"]) == (3, 17, "data")
+    assert (document["message"], document["tags"], document["skipped"]) == ("first", ["v1"], [])
+    assert document["tree"] == "sha256:" + mlops("hash", "data", cwd=home.project).stdout.split()[0]
+    assert document["objects_written"] == 4 and document["objects_existing"] == 0 and document["bytes_written"] > 0
+
+    # The same content again: no new version, the latest one described, nothing written.
+    again = data_json(mlops, home, "add", "ds", "data", "--tag", "again", schema="data-add")
+    assert (again["created"], again["version"], again["tags"]) == (False, 1, ["again", "v1"])
+    assert (again["objects_written"], again["bytes_written"], again["objects_existing"]) == (0, 0, 4)
+
+    # Back to an older content: a new version, same_as names the older one.
+    (data_dir / "a.txt").write_text("changed\n")
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    (data_dir / "a.txt").write_text("hello\n")
+    back = data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    assert (back["created"], back["version"], back["same_as"], back["message"], back["tags"]) == (True, 3, 1, "", [])
+
+
+def test_data_add_json_with_skipped_special_files(mlops, home, data_dir):
+    os.mkfifo(data_dir / "fifo")
+    code, out, err = mlops("--json", "data", "add", "ds", "data", cwd=home.project)
+    assert code == 0, err
+    assert "fifo" in err  # the warning, on stderr
+    document = validate_document(parse_one_document(out), "data-add")
+    assert document["skipped"] == ["fifo"] and document["files"] == 3
+
+
+@needs_git
+@pytest.mark.parametrize("state", ["no_commit", "committed", "dirty_detached"])
+def test_data_add_json_in_git(mlops, home, data_dir, state):
+    git("init", "-q", cwd=home.project)
+    if state != "no_commit":
+        git("add", "data", cwd=home.project)
+        git("commit", "-q", "-m", "data", cwd=home.project)
+        git("remote", "add", "origin", "https://user:secret@example.com/repo.git", cwd=home.project)
+    if state == "dirty_detached":
+        git("checkout", "-q", "--detach", cwd=home.project)
+        (data_dir / "a.txt").write_text("changed\n")
+    document = data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    lineage = document["git"]
+    assert lineage is not None and lineage["path"] == "data"
+    if state == "no_commit":
+        assert lineage == {"commit": None, "branch": None, "dirty": False, "path": "data", "remote": None}
+    else:
+        assert len(lineage["commit"]) == 40
+        assert lineage["remote"] == "https://example.com/repo.git"  # no credentials
+        assert lineage["branch"] == ("main" if state == "committed" else None)
+        assert lineage["dirty"] is (state == "dirty_detached")
+    # Every verb that shows versions carries the same lineage.
+    assert data_json(mlops, home, "show", "ds", schema="data-show")["git"] == lineage
+    assert data_json(mlops, home, "log", "ds", schema="data-log")["versions"][0]["git"] == lineage
+    assert data_json(mlops, home, "ls", schema="data-ls")["datasets"][0]["latest"]["git"] == lineage
+
+
+def test_data_ls_json(mlops, home, data_dir):
+    assert data_json(mlops, home, "ls", schema="data-ls") == {"datasets": []}
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    data_json(mlops, home, "add", "other", "data/sub", schema="data-add")
+    document = data_json(mlops, home, "ls", schema="data-ls")
+    assert [d["name"] for d in document["datasets"]] == ["ds", "other"]
+    assert document["datasets"][0]["versions"] == 1 and document["datasets"][0]["latest"]["ref"] == "ds@1"
+    # Every version removed: latest is null.
+    data_json(mlops, home, "rm", "other@1", schema="data-rm")
+    other = data_json(mlops, home, "ls", schema="data-ls")["datasets"][1]
+    assert (other["name"], other["versions"], other["latest"]) == ("other", 0, None)
+
+
+def test_data_log_json(mlops, home, data_dir):
+    data_json(mlops, home, "add", "ds", "data", "--tag", "v1", schema="data-add")
+    (data_dir / "new.txt").write_text("new\n")
+    data_json(mlops, home, "add", "ds", "data", "-m", "more", schema="data-add")
+    document = data_json(mlops, home, "log", "ds", schema="data-log")
+    assert document["dataset"] == "ds"
+    assert [v["version"] for v in document["versions"]] == [2, 1]
+    assert [v["message"] for v in document["versions"]] == ["more", ""]
+    data_json(mlops, home, "rm", "ds@1", schema="data-rm")
+    assert [v["version"] for v in data_json(mlops, home, "log", "ds", schema="data-log")["versions"]] == [2]
+    removed = data_json(mlops, home, "log", "ds", "--all", schema="data-log")["versions"][1]
+    assert removed["version"] == 1 and removed["deleted_at"] is not None and removed["tags"] == []
+    data_json(mlops, home, "rm", "ds@2", schema="data-rm")
+    assert data_json(mlops, home, "log", "ds", schema="data-log") == {"dataset": "ds", "versions": []}
+
+
+@pytest.mark.parametrize("files", [False, True])
+def test_data_show_json(mlops, home, data_dir, files):
+    added = data_json(mlops, home, "add", "ds", "data", "--tag", "v1", schema="data-add")
+    args = ["show", "ds@v1"] + (["--files"] if files else [])
+    document = data_json(mlops, home, *args, schema="data-show")
+    version_fields = {k: v for k, v in added.items() if k in document}
+    assert {k: v for k, v in document.items() if k != "files_list"} == version_fields
+    if files:
+        assert document["files_list"] == [
+            {"path": "a.txt", "mode": "100644", "size": 6, "digest": document["files_list"][0]["digest"]},
+            {"path": "link", "mode": "120000", "size": 5, "digest": document["files_list"][1]["digest"]},
+            {"path": "sub/b.txt", "mode": "100644", "size": 6, "digest": document["files_list"][2]["digest"]},
+        ]
+    else:
+        assert "files_list" not in document
+
+
+def test_data_show_schema_takes_files_list_whole_or_not_at_all(mlops, home, data_dir):
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    document = data_json(mlops, home, "show", "ds", "--files", schema="data-show")
+    for broken in (dict(document, files_list=[{"path": "a"}]), dict(document, surprise=1),
+                   {k: v for k, v in document.items() if k != "tree"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, load_schema("data-show"), cls=Draft202012Validator)
+
+
+def test_data_tag_json(mlops, home, data_dir):
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    (data_dir / "new.txt").write_text("new\n")
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    new = data_json(mlops, home, "tag", "ds@1", "good", schema="data-tag")
+    assert new == {"dataset": "ds", "tag": "good", "version": 1, "changed": True, "moved_from": None}
+    same = data_json(mlops, home, "tag", "ds@1", "good", schema="data-tag")
+    assert same == {"dataset": "ds", "tag": "good", "version": 1, "changed": False, "moved_from": None}
+    moved = data_json(mlops, home, "tag", "ds", "good", "--force", schema="data-tag")
+    assert moved == {"dataset": "ds", "tag": "good", "version": 2, "changed": True, "moved_from": 1}
+    error_document(mlops("--json", "data", "tag", "ds@1", "good", cwd=home.project), 4, "conflict")
+
+
+def test_data_diff_json(mlops, home, data_dir):
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    (data_dir / "a.txt").rename(data_dir / "renamed.txt")
+    (data_dir / "link").unlink()
+    (data_dir / "sub" / "b.txt").write_text("world, again\n")
+    (data_dir / "new.txt").write_text("new\n")
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    document = data_json(mlops, home, "diff", "ds@1", "ds@2", schema="data-diff")
+    assert (document["from"], document["to"], document["clean"]) == ("ds@1", "ds@2", False)
+    assert [(c["change"], c["path"]) for c in document["changes"]] == [
+        ("removed", "link"), ("added", "new.txt"), ("renamed", "renamed.txt"), ("modified", "sub/b.txt")]
+    by_kind = {c["change"]: c for c in document["changes"]}
+    assert by_kind["added"]["before"] is None and by_kind["removed"]["after"] is None
+    assert by_kind["renamed"]["before"]["path"] == "a.txt" and by_kind["renamed"]["after"]["path"] == "renamed.txt"
+    assert document["summary"] == {"added": 1, "removed": 1, "modified": 1, "renamed": 1,
+                                   "bytes_added": 4 + 13, "bytes_removed": 5 + 6}
+    # Against itself, and against a directory (named as given).
+    same = data_json(mlops, home, "diff", "ds@2", "ds@latest", "--stat", schema="data-diff")
+    assert (same["to"], same["changes"], same["clean"]) == ("ds@2", [], True)
+    directory = data_json(mlops, home, "diff", "ds@1", "data", schema="data-diff")
+    assert directory["to"] == "data" and directory["changes"] == document["changes"]
+
+
+def test_data_status_json(mlops, home, data_dir):
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    clean = data_json(mlops, home, "status", "ds", schema="data-status")
+    assert clean == {"dataset": "ds", "version": 1, "ref": "ds@1", "path": str(data_dir), "changes": [],
+                     "summary": {"added": 0, "removed": 0, "modified": 0, "renamed": 0, "bytes_added": 0, "bytes_removed": 0},
+                     "clean": True}
+    (data_dir / "a.txt").write_text("hello, again\n")
+    dirty = data_json(mlops, home, "status", "ds@1", "data", "--stat", schema="data-status")
+    assert dirty["path"] == "data" and dirty["clean"] is False
+    assert [(c["change"], c["path"], c["before"]["size"], c["after"]["size"]) for c in dirty["changes"]] == [
+        ("modified", "a.txt", 6, 13)]
+
+
+def test_data_checkout_json(mlops, home, data_dir):
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    document = data_json(mlops, home, "checkout", "ds@1", "out", "--link", "copy", schema="data-checkout")
+    assert document == {"dataset": "ds", "version": 1, "ref": "ds@1", "dir": "out", "written": 3, "unchanged": 0,
+                        "removed": 0, "discarded": 0, "skipped": []}
+    (home.project / "out" / "a.txt").write_text("a local change\n")
+    (home.project / "out" / "extra.txt").write_text("stored nowhere\n")
+    error_document(mlops("--json", "data", "checkout", "ds", "out", cwd=home.project), 4, "conflict")
+    forced = data_json(mlops, home, "checkout", "ds", "out", "--force", schema="data-checkout")
+    assert (forced["written"], forced["unchanged"], forced["removed"], forced["discarded"]) == (1, 2, 1, 2)
+    # Without DIR: where the version was added from, as an absolute path.
+    default = data_json(mlops, home, "checkout", "ds", schema="data-checkout")
+    assert (default["dir"], default["written"], default["unchanged"]) == (str(data_dir), 0, 3)
+
+
+def test_data_rm_json(mlops, home, data_dir):
+    data_json(mlops, home, "add", "ds", "data", "--tag", "v1", "--tag", "best", schema="data-add")
+    document = data_json(mlops, home, "rm", "ds@1", schema="data-rm")
+    assert document == {"dataset": "ds", "version": 1, "ref": "ds@1", "already": False, "tags": ["best", "v1"]}
+    again = data_json(mlops, home, "rm", "ds@1", schema="data-rm")
+    assert again == {"dataset": "ds", "version": 1, "ref": "ds@1", "already": True, "tags": []}
+
+
+@pytest.mark.parametrize(
+    "args, exit_code, code_name",
+    [
+        (["log", "nosuch"], 3, "not_found"),
+        (["show", "ds@9"], 3, "not_found"),
+        (["show", "ds@nosuch"], 3, "not_found"),
+        (["add", "-bad", "data"], 2, "usage"),
+        (["rm", "ds@latest"], 2, "usage"),
+        (["status", "ds", "missing"], 3, "not_found"),
+    ],
+)
+def test_data_error_json(mlops, home, data_dir, args, exit_code, code_name):
+    data_json(mlops, home, "add", "ds", "data", schema="data-add")
+    error_document(mlops("--json", "data", *args, cwd=home.project), exit_code, code_name)

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -69,7 +70,7 @@ public:
   int open(const std::filesystem::path& dir);
 
 private:
-  std::vector<std::pair<std::filesystem::path, int>> m_open;
+  std::unordered_map<std::string, int> m_open;  // by path: comparing std::filesystem::paths is slow
 };
 
 // Raises the soft limit of open files to the hard limit; returns the new soft limit.
