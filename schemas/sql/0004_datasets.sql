@@ -9,7 +9,7 @@ CREATE TABLE datasets (
 CREATE TABLE dataset_versions (
   dataset    TEXT NOT NULL REFERENCES datasets (name),
   version    INTEGER NOT NULL CHECK (version > 0),  -- 1, 2, 3... per dataset, never reused
-  tree       TEXT NOT NULL REFERENCES objects (digest),
+  tree       TEXT NOT NULL,     -- the manifest object; pinned while live (a removed version's may be gone)
   files      INTEGER NOT NULL,
   size       INTEGER NOT NULL,  -- bytes of all files
   message    TEXT NOT NULL,

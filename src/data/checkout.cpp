@@ -83,6 +83,21 @@ public:
     }
   }
 
+  // Closes `relative` and everything below it.
+  void forget_below(const std::string& relative)
+  {
+    std::lock_guard lock(m_mutex);
+    std::string prefix = relative + "/";
+    for (auto it = m_open.begin(); it != m_open.end();) {
+      if (it->first == relative || it->first.starts_with(prefix)) {
+        ::close(it->second);
+        it = m_open.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
 private:
   int open_locked(const std::string& relative, bool create)
   {
@@ -142,8 +157,8 @@ struct Plan
 {
   std::vector<const TreeEntry*> write;
   std::vector<const TreeEntry*> remove;  // from the directory's current entries
-  std::vector<const TreeEntry*> chmod;   // same content, executable bit differs
   std::vector<std::string> conflicts;
+  std::vector<std::string> clear;        // directories (holding nothing else) where the version has a file
   std::size_t unchanged = 0;
   std::size_t replaced = 0;  // removed, then written anew
   std::size_t discarded = 0;
@@ -181,9 +196,9 @@ Plan make_plan(const std::vector<TreeEntry>& wanted, const std::vector<TreeEntry
       const auto& have = current[j++];
       if (want.digest == have.digest && want.mode == have.mode) {
         ++plan.unchanged;
-      } else if (want.digest == have.digest && want.mode != objects::mode_symlink && have.mode != objects::mode_symlink) {
-        plan.chmod.push_back(&want);
       } else if (may_lose(have, "modified")) {
+        // Also a change of mode alone: the file is replaced, never chmod-ed, because with
+        // --link hardlink its inode is a stored object, which must keep its mode.
         plan.remove.push_back(&have);
         plan.write.push_back(&want);
         ++plan.replaced;
@@ -191,6 +206,59 @@ Plan make_plan(const std::vector<TreeEntry>& wanted, const std::vector<TreeEntry
     }
   }
   return plan;
+}
+
+// A directory where the version has a file. The scan saw only its files (links included), which
+// the plan removes or refuses; what else it holds decides: nothing but directories, and it is
+// cleared after the removals; anything else (a FIFO, a .git) is refused before anything changes.
+void plan_directories_in_the_way(Plan& plan, const fs::path& dir)
+{
+  std::set<std::string> removed;
+  for (const auto* entry : plan.remove) {
+    removed.insert(entry->path);
+  }
+  for (const auto* entry : plan.write) {
+    struct stat status = {};
+    fs::path path = dir / entry->path;
+    if (::lstat(path.c_str(), &status) != 0 || !S_ISDIR(status.st_mode)) {
+      continue;
+    }
+    std::error_code error;
+    for (fs::recursive_directory_iterator it(path, error), end; !error && it != end; it.increment(error)) {
+      if (it->is_directory(error) && !it->is_symlink(error)) {
+        continue;
+      }
+      std::string inside = entry->path + "/" + it->path().lexically_relative(path).string();
+      if (removed.count(inside) == 0) {
+        plan.conflicts.push_back(fmt::format("in the way of file {}: {}", entry->path, inside));
+        error.clear();
+        break;
+      }
+    }
+    if (error) {
+      plan.conflicts.push_back(fmt::format("in the way of file {}: an unreadable directory", entry->path));
+    }
+    plan.clear.push_back(entry->path);
+  }
+}
+
+// Removes the directory tree `relative` once nothing but directories is left in it.
+void clear_directory(DirectoryTree& dirs, const std::string& relative, const fs::path& dir)
+{
+  std::vector<fs::path> found{dir / relative};
+  std::error_code error;
+  for (fs::recursive_directory_iterator it(dir / relative, error), end; !error && it != end; it.increment(error)) {
+    found.push_back(it->path());
+  }
+  dirs.forget_below(relative);
+  // Deepest first: iteration lists a directory before what it holds.
+  for (auto it = found.rbegin(); it != found.rend(); ++it) {
+    if (::rmdir(it->c_str()) != 0 && errno != ENOENT) {
+      throw Error(ExitCode::conflict, fmt::format("cannot remove directory {}, which is where the version has a file: {}; "
+                                                  "nothing inside it was lost, move it away and run the checkout again",
+                                                  *it, std::strerror(errno)));
+    }
+  }
 }
 
 [[noreturn]] void refuse(const Plan& plan, const fs::path& dir)
@@ -241,20 +309,6 @@ void remove_files(DirectoryTree& dirs, const Plan& plan, const std::vector<TreeE
       ::unlinkat(fd, name.c_str(), AT_REMOVEDIR);  // Fails, rightly, when something else is inside.
     }
   }
-}
-
-void set_mode(DirectoryTree& dirs, const TreeEntry& entry, const fs::path& dir)
-{
-  auto [parent, name] = split_parent(entry.path);
-  int fd = ::openat(dirs.open(parent, false), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 || ::fchmod(fd, entry.mode == objects::mode_executable ? 0755 : 0644) != 0) {
-    int error = errno;
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    throw Error(ExitCode::failure, fmt::format("cannot change the mode of {}: {}", dir / entry.path, std::strerror(error)));
-  }
-  ::close(fd);
 }
 
 void write_file(objects::ObjectStore& store, DirectoryTree& dirs, const TreeEntry& entry, const fs::path& dir,
@@ -324,14 +378,17 @@ CheckoutReport checkout(objects::ObjectStore& store, const std::vector<TreeEntry
   }
   objects::StoreLock lock(store.objects_dir(), /*exclusive=*/false);  // No gc while objects are read.
   auto plan = make_plan(entries, current, store.stored_digests(), options.force);
+  if (!current.empty() || status.type() == fs::file_type::directory) {
+    plan_directories_in_the_way(plan, dir);
+  }
   if (!plan.conflicts.empty()) {
     refuse(plan, dir);
   }
 
   DirectoryTree dirs(dir);
   remove_files(dirs, plan, entries, dir);
-  for (const auto* entry : plan.chmod) {
-    set_mode(dirs, *entry, dir);
+  for (const auto& path : plan.clear) {
+    clear_directory(dirs, path, dir);
   }
   if (options.progress) {
     std::uint64_t bytes = 0;
@@ -353,7 +410,7 @@ CheckoutReport checkout(objects::ObjectStore& store, const std::vector<TreeEntry
     [] { return interrupted(); });
   throw_if_interrupted();
   report.written = plan.write.size();
-  report.unchanged = plan.unchanged + plan.chmod.size();
+  report.unchanged = plan.unchanged;
   report.removed = plan.remove.size() - plan.replaced;
   report.discarded = plan.discarded;
   return report;
