@@ -39,15 +39,18 @@ def start_add(home, *paths, extra=()):
 
 
 def wait_until_objects_appear(home, process, timeout=30.0) -> bool:
-    """True once the first fan-out directory exists under objects/sha256 (add is putting objects in
-    place); False when the process ended first."""
+    """True once the first object has its final name under objects/sha256/xx/ (add is putting
+    objects in place: fan-out directories are created first, so they say nothing); False when the
+    process ended first."""
     root = object_root(home)
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
         try:
-            with os.scandir(root) as entries:
-                if any(True for _ in entries):
-                    return True
+            with os.scandir(root) as fan_out:
+                for directory in fan_out:
+                    with os.scandir(directory.path) as objects:
+                        if any(True for _ in objects):
+                            return True
         except FileNotFoundError:
             pass
         time.sleep(0.0005)
