@@ -136,6 +136,9 @@ void run_add(Context& context, const DataOptions& options)
     }
   } else {
     human = fmt::format("unchanged: {} equals {}, no new version\n", options.path, version.ref());
+    if (!options.message.empty()) {
+      spdlog::warn("the message was not recorded: there is no new version to attach it to");
+    }
   }
   context.out().result(document, human);
 }
@@ -183,6 +186,7 @@ void run_show(Context& context, const DataOptions& options)
   Datasets datasets(context.home(), context.database());
   auto version = datasets.resolve(ref);
   auto document = version_json(version);
+  document["entries"] = nullptr;  // the list, with --files
   Fields fields;
   fields.add("version", version.ref())
     .add("tree", version.tree.text())
@@ -215,7 +219,7 @@ void run_show(Context& context, const DataOptions& options)
       files.push_back({{"path", entry.path}, {"mode", mode_text(entry.mode)}, {"size", entry.size}, {"digest", entry.digest.text()}});
       human += fmt::format("{} {:>12} {}  {}\n", mode_text(entry.mode), entry.size, short_hex(entry.digest), entry.path);
     }
-    document["files_list"] = files;
+    document["entries"] = files;
   }
   context.out().result(document, human);
 }
@@ -339,7 +343,7 @@ void run_status(Context& context, const DataOptions& options)
   auto scanned = scan_directory(dir, options.jobs, cache.get(), nullptr);
   warn_skipped(scanned.skipped, dir.string());
   auto diff = diff_trees(datasets.files(version), scanned.entries);
-  nlohmann::json document = {{"dataset", version.dataset}, {"version", version.version}, {"ref", version.ref()}, {"path", dir.string()}};
+  nlohmann::json document = {{"dataset", version.dataset}, {"version", version.version}, {"ref", version.ref()}, {"dir", dir.string()}};
   std::string header = diff.empty() ? fmt::format("{} is clean: it holds exactly {} ({} file(s))\n", dir.string(), version.ref(), version.files)
                                     : fmt::format("{} against {}:\n", dir.string(), version.ref());
   report_changes(context, diff, document, header, options.stat);

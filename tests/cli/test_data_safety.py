@@ -255,7 +255,7 @@ def test_special_files_are_skipped_with_a_warning_and_not_versioned(home, tmp_pa
     assert result.returncode == 0 and "mlops: warning: skipped 2 special file(s)" in result.stderr
     document = validate_document(parse_one_document(result.stdout), "data-add")
     assert document["skipped"] == ["pipe", "sub/deep pipe"] and document["created"] is False
-    files = [f["path"] for f in data_json("show", "ds", "--files", cwd=p)["files_list"]]
+    files = [f["path"] for f in data_json("show", "ds", "--files", cwd=p)["entries"]]
     assert files == ["a.txt", "sub/b.txt"]
 
     # status sees the directory clean, with the same warning; checkout leaves FIFOs in DIR alone.

@@ -327,21 +327,21 @@ def test_data_show_json(mlops, home, data_dir, files):
     args = ["show", "ds@v1"] + (["--files"] if files else [])
     document = data_json(mlops, home, *args, schema="data-show")
     version_fields = {k: v for k, v in added.items() if k in document}
-    assert {k: v for k, v in document.items() if k != "files_list"} == version_fields
+    assert {k: v for k, v in document.items() if k != "entries"} == version_fields
     if files:
-        assert document["files_list"] == [
-            {"path": "a.txt", "mode": "100644", "size": 6, "digest": document["files_list"][0]["digest"]},
-            {"path": "link", "mode": "120000", "size": 5, "digest": document["files_list"][1]["digest"]},
-            {"path": "sub/b.txt", "mode": "100644", "size": 6, "digest": document["files_list"][2]["digest"]},
+        assert document["entries"] == [
+            {"path": "a.txt", "mode": "100644", "size": 6, "digest": document["entries"][0]["digest"]},
+            {"path": "link", "mode": "120000", "size": 5, "digest": document["entries"][1]["digest"]},
+            {"path": "sub/b.txt", "mode": "100644", "size": 6, "digest": document["entries"][2]["digest"]},
         ]
     else:
-        assert "files_list" not in document
+        assert document["entries"] is None
 
 
 def test_data_show_schema_takes_files_list_whole_or_not_at_all(mlops, home, data_dir):
     data_json(mlops, home, "add", "ds", "data", schema="data-add")
     document = data_json(mlops, home, "show", "ds", "--files", schema="data-show")
-    for broken in (dict(document, files_list=[{"path": "a"}]), dict(document, surprise=1),
+    for broken in (dict(document, entries=[{"path": "a"}]), dict(document, surprise=1),
                    {k: v for k, v in document.items() if k != "tree"}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, load_schema("data-show"), cls=Draft202012Validator)
@@ -386,12 +386,12 @@ def test_data_diff_json(mlops, home, data_dir):
 def test_data_status_json(mlops, home, data_dir):
     data_json(mlops, home, "add", "ds", "data", schema="data-add")
     clean = data_json(mlops, home, "status", "ds", schema="data-status")
-    assert clean == {"dataset": "ds", "version": 1, "ref": "ds@1", "path": str(data_dir), "changes": [],
+    assert clean == {"dataset": "ds", "version": 1, "ref": "ds@1", "dir": str(data_dir), "changes": [],
                      "summary": {"added": 0, "removed": 0, "modified": 0, "renamed": 0, "bytes_added": 0, "bytes_removed": 0},
                      "clean": True}
     (data_dir / "a.txt").write_text("hello, again\n")
     dirty = data_json(mlops, home, "status", "ds@1", "data", "--stat", schema="data-status")
-    assert dirty["path"] == "data" and dirty["clean"] is False
+    assert dirty["dir"] == "data" and dirty["clean"] is False
     assert [(c["change"], c["path"], c["before"]["size"], c["after"]["size"]) for c in dirty["changes"]] == [
         ("modified", "a.txt", 6, 13)]
 
