@@ -59,7 +59,12 @@ void run_add(Context& context, const ArtifactOptions& options)
   }
   auto result = [&] {
     Progress progress(context.progress_enabled(), "storing", 0, 0);  // Erased before the result.
-    return store.add(paths, {.link = link, .jobs = options.jobs, .cache = cache ? &*cache : nullptr, .progress = &progress});
+    AddOptions add;
+    add.link = link;
+    add.jobs = options.jobs;
+    add.cache = cache ? &*cache : nullptr;
+    add.progress = &progress;
+    return store.add(paths, add);
   }();
   nlohmann::json targets = nlohmann::json::array();
   std::string human;

@@ -360,8 +360,13 @@ void run_checkout(Context& context, const DataOptions& options)
   auto cache = make_cache(context, options);
   auto report = [&] {
     Progress progress(context.progress_enabled(), "writing", 0, 0);
-    return checkout(datasets.store(), entries, dir,
-                    {.link = link, .force = options.force, .jobs = options.jobs, .cache = cache.get(), .progress = &progress});
+    CheckoutOptions checkout_options;
+    checkout_options.link = link;
+    checkout_options.force = options.force;
+    checkout_options.jobs = options.jobs;
+    checkout_options.cache = cache.get();
+    checkout_options.progress = &progress;
+    return checkout(datasets.store(), entries, dir, checkout_options);
   }();
   warn_skipped(report.skipped, dir.string());
   std::string human = fmt::format("{} -> {}: {} written, {} unchanged, {} removed\n", version.ref(), dir.string(),
