@@ -47,6 +47,8 @@ public:
   // the error goes to stderr only (so --json output stays one document), and mlops exits with
   // the error's code.
   void fail_after_result(const Error& error);
+  // For `run exec`, which exits with its child's status, whatever number that is.
+  void exit_with(int code) { m_exit_code = static_cast<ExitCode>(code); }
   ExitCode exit_code() const { return m_exit_code; }
 
 private:

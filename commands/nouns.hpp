@@ -18,6 +18,8 @@ void setup_init(CLI::App& noun, Context& context);
 void setup_hash(CLI::App& noun, Context& context);
 void setup_artifact(CLI::App& noun, Context& context);
 void setup_data(CLI::App& noun, Context& context);
+void setup_exp(CLI::App& noun, Context& context);
+void setup_run(CLI::App& noun, Context& context);
 void setup_db(CLI::App& noun, Context& context);
 void setup_version(CLI::App& noun, Context& context);
 void setup_completion(CLI::App& noun, Context& context);

@@ -92,6 +92,11 @@ void Statement::run()
   }
 }
 
+void Statement::reset()
+{
+  sqlite3_reset(m_stmt);  // An error here repeats the last step's, which step() already threw.
+}
+
 bool Statement::column_is_null(int column) const
 {
   return sqlite3_column_type(m_stmt, column) == SQLITE_NULL;

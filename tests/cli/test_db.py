@@ -66,8 +66,11 @@ def test_check_counts_stale_tmp_files(mlops, home):
 
 def test_check_reports_a_corrupted_page(mlops, home):
     add_filler(home.db)
+    pages = home.db.stat().st_size // PAGE
     with open(home.db, "r+b") as db:
-        db.seek(20 * PAGE + 2000)  # the middle of page 21, a b-tree page of the filler table
+        # A page in the second half of the file: a b-tree page of the filler table, which was
+        # created after every table of the schema.
+        db.seek((pages * 2 // 3) * PAGE + 2000)
         db.write(b"\xff" * 512)
     code, out, err = mlops("db", "check", cwd=home.project)
     assert code == 5, f"a corrupted page was not reported: {code}\n{out}\n{err}"

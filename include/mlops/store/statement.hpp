@@ -49,6 +49,8 @@ public:
   bool step();
   // Runs a statement to completion, for writes.
   void run();
+  // Makes the statement ready to run again with new bindings, for many rows in one loop.
+  void reset();
 
   bool column_is_null(int column) const;
   std::int64_t column_int64(int column) const;

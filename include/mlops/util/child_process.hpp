@@ -1,0 +1,23 @@
+#pragma once
+// Runs a command as a child process and waits for it, as a shell would, for `mlops run exec`.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mlops::util {
+
+struct ChildExit
+{
+  int exit_code = 0;  // the child's exit status, or 128 + signal when a signal ended it
+  int signal = 0;     // the signal that ended it, 0 when it exited
+  int received = 0;   // SIGINT or SIGTERM that reached mlops while the child ran, 0 if none
+};
+
+// Runs `argv` (looked up in PATH) with `environment` added to ours and waits. SIGTERM, and SIGINT
+// sent by another process, are forwarded to the child; a SIGINT from the terminal already reaches
+// the child (same process group), so it is only noted, never sent twice. Throws Error: not_found
+// when the program does not exist, failure when it cannot be started.
+ChildExit run_child(const std::vector<std::string>& argv, const std::vector<std::pair<std::string, std::string>>& environment);
+
+} // namespace mlops::util

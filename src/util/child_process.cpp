@@ -1,0 +1,112 @@
+#include "mlops/util/child_process.hpp"
+
+#include "mlops/core/error.hpp"
+#include "mlops/core/interrupt.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+namespace mlops::util {
+
+namespace {
+
+std::atomic<pid_t> g_child{0};
+std::atomic<int> g_received{0};
+
+void forward(int signo, siginfo_t* info, void*)
+{
+  g_received.store(signo);
+  bool from_a_process = info && (info->si_code == SI_USER || info->si_code == SI_QUEUE || info->si_code == SI_TKILL);
+  pid_t child = g_child.load();
+  if (child > 0 && (signo == SIGTERM || from_a_process)) {
+    ::kill(child, signo);
+  }
+}
+
+void set_handler(int signo, void (*action)(int, siginfo_t*, void*))
+{
+  struct sigaction handler = {};
+  handler.sa_sigaction = action;
+  handler.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&handler.sa_mask);
+  sigaction(signo, &handler, nullptr);
+}
+
+} // namespace
+
+ChildExit run_child(const std::vector<std::string>& argv, const std::vector<std::pair<std::string, std::string>>& environment)
+{
+  if (argv.empty()) {
+    throw Error(ExitCode::usage, "no command given to run");
+  }
+  int status_pipe[2];
+  if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
+    throw Error(ExitCode::failure, fmt::format("cannot start {}: {}", argv[0], std::strerror(errno)));
+  }
+  g_received.store(0);
+  set_handler(SIGINT, forward);
+  set_handler(SIGTERM, forward);
+  pid_t child = ::fork();
+  if (child == 0) {
+    // The child: default signal handling, our environment plus the additions, then the program.
+    // On failure errno goes back through the pipe (closed on a successful exec).
+    ::close(status_pipe[0]);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    for (const auto& [name, value] : environment) {
+      ::setenv(name.c_str(), value.c_str(), 1);
+    }
+    std::vector<char*> args;
+    for (const auto& arg : argv) {
+      args.push_back(const_cast<char*>(arg.c_str()));
+    }
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    int error = errno;
+    [[maybe_unused]] auto written = ::write(status_pipe[1], &error, sizeof error);
+    ::_exit(127);
+  }
+  ::close(status_pipe[1]);
+  if (child < 0) {
+    int error = errno;
+    ::close(status_pipe[0]);
+    install_interrupt_handlers();
+    throw Error(ExitCode::failure, fmt::format("cannot start {}: {}", argv[0], std::strerror(error)));
+  }
+  g_child.store(child);
+  int exec_error = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(status_pipe[0], &exec_error, sizeof exec_error);
+  } while (got < 0 && errno == EINTR);
+  ::close(status_pipe[0]);
+
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_child.store(0);
+  ChildExit result;
+  result.received = g_received.load();
+  install_interrupt_handlers();  // mlops' own handling again
+  if (got == sizeof exec_error) {
+    throw Error(exec_error == ENOENT ? ExitCode::not_found : ExitCode::failure,
+                fmt::format("cannot run {}: {}{}", argv[0], std::strerror(exec_error),
+                            exec_error == ENOENT ? " (is it installed and on PATH?)" : ""));
+  }
+  if (WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+    result.exit_code = 128 + result.signal;
+  } else {
+    result.exit_code = WEXITSTATUS(status);
+  }
+  return result;
+}
+
+} // namespace mlops::util
