@@ -9,7 +9,8 @@ CREATE TABLE experiments (
 ) STRICT;
 
 CREATE TABLE runs (
-  id            TEXT PRIMARY KEY,  -- 32 lowercase hex digits, random
+  seq           INTEGER PRIMARY KEY,  -- the key of run_metrics rows: 8 bytes, not 32
+  id            TEXT NOT NULL UNIQUE,  -- 32 lowercase hex digits, random
   experiment_id INTEGER NOT NULL REFERENCES experiments (id),
   name          TEXT NOT NULL,
   status        TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'killed')),
@@ -43,16 +44,17 @@ CREATE TABLE run_tags (
   PRIMARY KEY (run_id, key)
 ) STRICT, WITHOUT ROWID;
 
--- Every metric point. The run is checked once per batch, not per row (no foreign key): a million
--- points must load in about a second. A NULL value is NaN, which SQLite cannot store.
+-- Every metric point. A million of them must load in about a second, so rows are small: the run
+-- by its integer seq, and checked once per batch rather than per row (no foreign key). A NULL
+-- value is NaN, which SQLite cannot store.
 CREATE TABLE run_metrics (
-  run_id    TEXT NOT NULL,
+  run       INTEGER NOT NULL,  -- runs.seq
   key       TEXT NOT NULL,
   step      INTEGER NOT NULL,
   timestamp INTEGER NOT NULL,
   value     REAL
 ) STRICT;
-CREATE INDEX run_metrics_by_key ON run_metrics (run_id, key, step);
+CREATE INDEX run_metrics_by_key ON run_metrics (run, key, step);
 
 -- Each metric's latest point (highest step, then timestamp, then value, as MLflow), kept with
 -- every batch, so that search filters and orders without scanning histories.

@@ -1,13 +1,19 @@
 #include "mlops/tracking/log_file.hpp"
 
 #include "mlops/core/error.hpp"
+#include "mlops/core/interrupt.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <istream>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 namespace mlops::tracking {
 
@@ -105,6 +111,22 @@ void parse_line(const nlohmann::json& line, LogBatch& batch, std::int64_t defaul
   strings(line, "tags", batch.tags);
 }
 
+// Line `number` of `source` into `batch`; Error(usage) naming the line when it is bad.
+void parse_line_text(const std::string& text, size_t number, const std::string& source, LogBatch& batch,
+                     std::int64_t default_timestamp)
+{
+  if (text.find_first_not_of(" \t\r") == std::string::npos) {
+    return;
+  }
+  try {
+    parse_line(nlohmann::json::parse(text), batch, default_timestamp);
+  } catch (const nlohmann::json::parse_error& error) {
+    throw Error(ExitCode::usage, fmt::format("{} line {}: not JSON ({}); nothing was logged", source, number, error.what()));
+  } catch (const LineError& error) {
+    throw Error(ExitCode::usage, fmt::format("{} line {}: {}; nothing was logged", source, number, error.what()));
+  }
+}
+
 } // namespace
 
 LogBatch parse_log_lines(std::istream& in, const std::string& source, std::int64_t default_timestamp)
@@ -113,17 +135,7 @@ LogBatch parse_log_lines(std::istream& in, const std::string& source, std::int64
   std::string text;
   size_t number = 0;
   while (std::getline(in, text)) {
-    ++number;
-    if (text.find_first_not_of(" \t\r") == std::string::npos) {
-      continue;
-    }
-    try {
-      parse_line(nlohmann::json::parse(text), batch, default_timestamp);
-    } catch (const nlohmann::json::parse_error& error) {
-      throw Error(ExitCode::usage, fmt::format("{} line {}: not JSON ({}); nothing was logged", source, number, error.what()));
-    } catch (const LineError& error) {
-      throw Error(ExitCode::usage, fmt::format("{} line {}: {}; nothing was logged", source, number, error.what()));
-    }
+    parse_line_text(text, ++number, source, batch, default_timestamp);
   }
   if (in.bad()) {
     throw Error(ExitCode::failure, fmt::format("cannot read {}; nothing was logged", source));
@@ -133,9 +145,72 @@ LogBatch parse_log_lines(std::istream& in, const std::string& source, std::int64
 
 LogCounts log_lines(Tracking& tracking, const std::string& id, std::istream& in, const std::string& source)
 {
-  LogBatch batch = parse_log_lines(in, source, now_ms());
-  tracking.log(id, batch);
-  return {batch.metrics.size(), batch.params.size(), batch.tags.size()};
+  // Parsing (JSON) and writing (SQLite) each take about half the time of a large file, so a
+  // reader thread parses chunks while this thread writes the ones before. A bad line anywhere
+  // ends the transaction before it commits: nothing is logged.
+  constexpr size_t chunk_lines = 50'000;
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<LogBatch> chunks;
+  bool done = false;
+  std::exception_ptr failure;
+  std::int64_t timestamp = now_ms();
+  std::thread reader([&] {
+    try {
+      std::string text;
+      size_t number = 0;
+      LogBatch batch;
+      auto publish = [&] {
+        std::lock_guard lock(mutex);
+        chunks.push_back(std::move(batch));
+        batch = LogBatch{};
+        ready.notify_all();
+      };
+      while (std::getline(in, text)) {
+        ++number;
+        parse_line_text(text, number, source, batch, timestamp);
+        if (batch.metrics.size() + batch.params.size() + batch.tags.size() >= chunk_lines) {
+          publish();
+        }
+        throw_if_interrupted();  // Then nothing is logged, as for a bad line.
+      }
+      if (in.bad()) {
+        throw Error(ExitCode::failure, fmt::format("cannot read {}; nothing was logged", source));
+      }
+      publish();
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      failure = std::current_exception();
+    }
+    std::lock_guard lock(mutex);
+    done = true;
+    ready.notify_all();
+  });
+  struct Join
+  {
+    std::thread& thread;
+    ~Join() { thread.join(); }
+  } join{reader};
+
+  LogCounts counts;
+  tracking.log_chunks(id, [&](size_t i) -> const LogBatch* {
+    std::unique_lock lock(mutex);
+    ready.wait(lock, [&] { return i < chunks.size() || done; });
+    if (failure) {
+      std::rethrow_exception(failure);
+    }
+    if (i == 0) {
+      counts = LogCounts{};
+    }
+    if (i >= chunks.size()) {
+      return nullptr;
+    }
+    counts.metrics += chunks[i].metrics.size();
+    counts.params += chunks[i].params.size();
+    counts.tags += chunks[i].tags.size();
+    return &chunks[i];  // A deque never moves what it holds: the reader may append meanwhile.
+  });
+  return counts;
 }
 
 } // namespace mlops::tracking

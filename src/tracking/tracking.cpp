@@ -294,6 +294,15 @@ void Tracking::log(const std::string& id, const LogBatch& batch)
   store::write_transaction(m_db, [&] { log_in_transaction(id, batch); });
 }
 
+void Tracking::log_chunks(const std::string& id, const std::function<const LogBatch*(size_t)>& chunk)
+{
+  store::write_transaction(m_db, [&] {
+    for (size_t i = 0; const LogBatch* batch = chunk(i); ++i) {
+      log_in_transaction(id, *batch);
+    }
+  });
+}
+
 void Tracking::log_in_transaction(const std::string& id, const LogBatch& batch)
 {
   for (const auto& point : batch.metrics) {
@@ -336,9 +345,12 @@ void Tracking::log_in_transaction(const std::string& id, const LogBatch& batch)
         .bind_all(id, key, value)
         .run();
     }
-    auto insert = m_db.prepare("INSERT INTO run_metrics (run_id, key, step, timestamp, value) VALUES (?, ?, ?, ?, ?)");
+    auto seq = m_db.prepare("SELECT seq FROM runs WHERE id = ?");
+    seq.bind(1, id).step();
+    std::int64_t run = seq.column_int64(0);
+    auto insert = m_db.prepare("INSERT INTO run_metrics (run, key, step, timestamp, value) VALUES (?, ?, ?, ?, ?)");
     for (const auto& point : batch.metrics) {
-      insert.bind(1, id).bind(2, point.key).bind(3, point.step).bind(4, point.timestamp).bind(5, point.value);
+      insert.bind(1, run).bind(2, point.key).bind(3, point.step).bind(4, point.timestamp).bind(5, point.value);
       insert.run();
       insert.reset();
     }
@@ -437,7 +449,8 @@ std::vector<MetricPoint> Tracking::metric_history(const std::string& id, const s
 {
   read_run(id);
   std::vector<MetricPoint> points;
-  auto rows = m_db.prepare("SELECT step, timestamp, value FROM run_metrics WHERE run_id = ? AND key = ? ORDER BY step, timestamp, rowid");
+  auto rows = m_db.prepare("SELECT m.step, m.timestamp, m.value FROM run_metrics m JOIN runs r ON r.seq = m.run "
+                           "WHERE r.id = ? AND m.key = ? ORDER BY m.step, m.timestamp, m.rowid");
   for (rows.bind_all(id, key); rows.step();) {
     MetricPoint point{key, std::nullopt, rows.column_int64(0), rows.column_int64(1)};
     if (!rows.column_is_null(2)) {

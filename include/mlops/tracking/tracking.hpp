@@ -11,6 +11,7 @@
 #include "mlops/home/home.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -120,6 +121,10 @@ public:
   bool end(const std::string& id, const std::string& status, std::optional<std::int64_t> exit_code = std::nullopt);
   // One transaction. Throws Error: conflict for a param given another value, usage for bad keys.
   void log(const std::string& id, const LogBatch& batch);
+  // Logs batches 0, 1, 2... from `chunk` (which may block until batch i is ready, and returns
+  // nullptr after the last) in one transaction: all of them or none. A retried transaction asks
+  // for batch 0 again, so `chunk` must keep what it handed out.
+  void log_chunks(const std::string& id, const std::function<const LogBatch*(size_t)>& chunk);
 
   // A full run id, from the id or a unique prefix of 8+ hex digits. Error(usage/not_found).
   std::string resolve(const std::string& text);
