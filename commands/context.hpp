@@ -26,6 +26,9 @@ class Context
 {
 public:
   GlobalOptions options;
+  // The words after `--` on the command line (the command `run exec` runs), and whether there was a `--`.
+  std::vector<std::string> trailing_args;
+  bool has_trailing = false;
 
   // Sets up logging and output from the parsed global options. Runs before every handler; never
   // throws (main() relies on it to report errors).

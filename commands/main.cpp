@@ -130,7 +130,14 @@ int run(int argc, char** argv)
 
   try {
     try {
-      app.parse(argc, argv);
+      // Words after `--` are a command for `run exec` to run, never mlops' own arguments.
+      int own = 1;
+      while (own < argc && std::string_view(argv[own]) != "--") {
+        ++own;
+      }
+      context.trailing_args.assign(argv + std::min(own + 1, argc), argv + argc);
+      context.has_trailing = own < argc;
+      app.parse(own, argv);
     } catch (const CLI::CallForHelp& help) {
       return app.exit(help);
     } catch (const CLI::CallForAllHelp& help) {
@@ -158,11 +165,16 @@ int run(int argc, char** argv)
   return static_cast<int>(context.exit_code());
 }
 
-void on_run(CLI::App& app, Context& context, std::function<void()> handler)
+void on_run(CLI::App& app, Context& context, std::function<void()> handler, bool takes_command)
 {
-  app.callback([&context, handler = std::move(handler)] {
+  app.callback([&context, &app, takes_command, handler = std::move(handler)] {
     context.start();
     context.throw_if_setup_failed();
+    if (context.has_trailing && !takes_command) {
+      const CLI::App* noun = app.get_parent();
+      bool nested = noun && noun->get_parent();
+      throw Error(ExitCode::usage, fmt::format("`mlops {}{}` takes no command after --", nested ? noun->get_name() + " " : "", app.get_name()));
+    }
     throw_if_interrupted();
     handler();
   });

@@ -29,6 +29,7 @@ void setup_manpage(CLI::App& noun, Context& context);
 void setup_planned(CLI::App& noun, Context& context);
 
 // Makes `app` run `handler` when it is the command the user chose (after global options apply).
-void on_run(CLI::App& app, Context& context, std::function<void()> handler);
+// Only a command that `takes_command` (run exec) accepts words after `--`: Context::trailing_args.
+void on_run(CLI::App& app, Context& context, std::function<void()> handler, bool takes_command = false);
 
 } // namespace mlops::cli

@@ -511,9 +511,16 @@ void setup_run(CLI::App& noun, Context& context)
   log->add_option("--tag", options->tags, "A tag (repeatable)")->type_name("KEY=VALUE");
   log->add_option("--file", options->file, "JSON lines of metrics, params and tags (- for stdin)")->type_name("FILE");
 
-  auto* exec = add_verb(noun, context, "exec", "Run a command as a tracked run; exit with its code", [&context, options] { run_exec(context, *options); });
+  auto* exec = noun.add_subcommand("exec", "Run a command as a tracked run; exit with its code");
+  on_run(
+    *exec, context,
+    [&context, options] {
+      options->command = context.trailing_args;  // everything after `--`, its own options included
+      run_exec(context, *options);
+    },
+    /*takes_command=*/true);
   start_options(exec);
-  exec->add_option("COMMAND", options->command, "The command, after --")->type_name("-- CMD ARGS...");
+  exec->footer("The command follows `--`: mlops run exec --exp NAME -- CMD ARGS...");
 
   auto* ls = add_verb(noun, context, "ls", "Search runs (MLflow's filter language)", [&context, options] { run_ls(context, *options); });
   ls->add_option("--exp", options->experiments, "Only these experiments (repeatable)")->type_name("NAME");

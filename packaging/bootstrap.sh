@@ -67,7 +67,8 @@ case "$step" in
     say "installed mlops into $PREFIX/bin" ;;
   demo)
     "$0" install
-    install_packages git  # The main job makes a repository for the dataset's lineage.
+    # The main job makes a git repository (lineage) and trains with numpy, exporting ONNX.
+    install_packages git python3-numpy python3-onnx
     MLOPS="$PREFIX/bin/mlops" packaging/demo/main_job.sh ;;
   test)
     install_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"

@@ -7,11 +7,21 @@
 set -euo pipefail
 
 mlops=${MLOPS:-mlops}
+export MLOPS=$mlops  # the trainer calls it too
+demo=$(cd "$(dirname "$0")" && pwd)
 project=${1:-$(mktemp -d /tmp/mlops-demo.XXXXXX)}
 step=0
 
 heading() { step=$((step + 1)); printf '\n== %d. %s\n' "$step" "$*"; }
-show() { printf '$ mlops'; printf ' %q' "$@"; printf '\n'; "$mlops" "$@"; }
+# Prints the command as one could type it (quoting only what needs it), then runs it.
+show() {
+  local word shown=""
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./=@:,+-]+$ ]]; then shown+=" $word"; else shown+=" '${word//\'/\'\\\'\'}'"; fi
+  done
+  printf '$ mlops%s\n' "$shown"
+  "$mlops" "$@"
+}
 
 mkdir -p "$project"
 cd "$project"
@@ -58,12 +68,25 @@ show data checkout labels@1 labels-v1
 grep -c , labels-v1/labels.csv | sed 's/^/labels-v1 rows: /'
 show data status labels
 
+heading "Version a training dataset, then train a small model in two tracked runs"
+/usr/bin/python3 "$demo/make_dataset.py" churn-data
+show data add churn churn-data -m "synthetic churn data, 2000 rows"
+for lr in 0.05 1.0; do
+  show run exec --exp churn --name "lr-$lr" --param dataset=churn@1 -- \
+    /usr/bin/python3 "$demo/train.py" churn-data --lr "$lr" --out "model-lr-$lr.onnx"
+done
+show run ls --exp churn --order-by "metrics.accuracy DESC"
+best=$("$mlops" --json run ls --exp churn --order-by "metrics.accuracy DESC" --limit 1 |
+  /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["runs"][0]["id"])')
+show run show "$best"
+show run ls --filter "metrics.accuracy > 0.8 and params.lr = '1.0'"
+
 heading "Errors are clear and scripts get exit codes and JSON"
 set +e
 (cd / && "$mlops" db status); echo "exit code $? (3: no home here)"
 "$mlops" --json bogus; echo "exit code $? (2: usage)"
 set -e
 
-printf '\n== Still to come (planned nouns, see README): train a small model in a tracked run,\n'
-printf '   register two versions, serve the first, canary-promote the second.\n'
+printf '\n== Still to come (planned nouns, see README): register the two models, serve the first,\n'
+printf '   canary-promote the second.\n'
 printf '\nmain job done; the project is in %s\n' "$project"
