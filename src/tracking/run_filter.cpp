@@ -390,9 +390,10 @@ SqlFragment compile_order_by(std::string_view order_by)
     if (parser.at_end()) {
       break;
     }
-    if (parser.take().kind != TokenKind::comma) {
+    if (parser.peek().kind != TokenKind::comma) {
       parser.fail(parser.peek(), "expected ASC, DESC or ',' after an order-by key");
     }
+    parser.take();
     if (parser.at_end()) {
       parser.fail(parser.peek(), "expected another key after ','");
     }
