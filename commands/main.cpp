@@ -70,6 +70,25 @@ bool json_requested(int argc, char** argv)
   return false;
 }
 
+// Whether the command is `run exec` (`mlops [global options] run exec ...`): the first two words
+// that are neither options nor the value of --home.
+bool runs_a_command(int argc, char** argv)
+{
+  std::vector<std::string_view> words;
+  for (int i = 1; i < argc && words.size() < 2; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") {
+      break;
+    }
+    if (arg == "--home") {
+      ++i;
+    } else if (!arg.starts_with("-")) {
+      words.push_back(arg);
+    }
+  }
+  return words.size() == 2 && words[0] == "run" && words[1] == "exec";
+}
+
 // The words of the deepest command the parser reached ("mlops db"), for error messages.
 const CLI::App* deepest_command(const CLI::App& app, std::string& path)
 {
@@ -130,13 +149,17 @@ int run(int argc, char** argv)
 
   try {
     try {
-      // Words after `--` are a command for `run exec` to run, never mlops' own arguments.
-      int own = 1;
-      while (own < argc && std::string_view(argv[own]) != "--") {
-        ++own;
+      // For `run exec`, the words after `--` are the command to run, never mlops' own arguments;
+      // elsewhere `--` keeps its usual meaning (what follows is positional: `-- -name`).
+      int own = argc;
+      if (runs_a_command(argc, argv)) {
+        own = 1;
+        while (own < argc && std::string_view(argv[own]) != "--") {
+          ++own;
+        }
+        context.trailing_args.assign(argv + std::min(own + 1, argc), argv + argc);
+        context.has_trailing = own < argc;
       }
-      context.trailing_args.assign(argv + std::min(own + 1, argc), argv + argc);
-      context.has_trailing = own < argc;
       app.parse(own, argv);
     } catch (const CLI::CallForHelp& help) {
       return app.exit(help);

@@ -235,14 +235,14 @@ void run_log(Context& context, const RunOptions& options)
       throw Error(ExitCode::usage, "give either --file or --metric/--param/--tag, not both");
     }
     if (options.file == "-") {
-      counts = log_lines(tracking, id, std::cin, "standard input");
+      counts = log_lines(tracking, id, std::cin, "standard input", false);
     } else {
       std::ifstream in(options.file, std::ios::binary);
       if (!in) {
         throw Error(std::filesystem::exists(options.file) ? ExitCode::failure : ExitCode::not_found,
                     fmt::format("cannot read {}", options.file));
       }
-      counts = log_lines(tracking, id, in, options.file);
+      counts = log_lines(tracking, id, in, options.file, std::filesystem::is_regular_file(options.file));
     }
   } else if (batch.empty()) {
     throw Error(ExitCode::usage, "nothing to log: give --metric, --param, --tag or --file");
@@ -279,8 +279,13 @@ void run_exec(Context& context, const RunOptions& options)
     throw;
   }
   std::string status = exit.exit_code == 0 ? "finished" : (exit.signal != 0 || exit.received != 0) ? "killed" : "failed";
-  tracking.end(run.id, status, exit.exit_code);
+  if (tracking.run(run.id).status == "running") {
+    tracking.end(run.id, status, exit.exit_code);
+  } else {
+    spdlog::info("the command ended run {} itself; its status stays", run.id);  // `mlops run end` from inside
+  }
   auto ended = tracking.run(run.id);
+  status = ended.status;
   context.out().result(run_json(ended, true), fmt::format("run {} {} (exit code {}, {})\n", run.id, status, exit.exit_code, duration_text(ended)));
   context.exit_with(exit.exit_code);
 }
@@ -384,7 +389,9 @@ void run_compare(Context& context, const RunOptions& options)
           values.push_back(nullptr);
         } else {
           cells.push_back(found->second);
-          values.push_back(found->second);
+          // JSON gets metrics as numbers, as everywhere else ("NaN" and "Infinity" as text).
+          values.push_back(std::string_view(kind) == "metrics" ? value_json(run.latest_metrics.at(key).value)
+                                                               : nlohmann::json(found->second));
         }
       }
       bool differs = std::adjacent_find(cells.begin(), cells.end(), std::not_equal_to<>()) != cells.end();

@@ -43,6 +43,9 @@ CREATE TABLE run_tags (
   value  TEXT NOT NULL,
   PRIMARY KEY (run_id, key)
 ) STRICT, WITHOUT ROWID;
+-- Search finds runs by (key, value): `params.lr = '0.01'` reads only the matching rows.
+CREATE INDEX run_params_by_value ON run_params (key, value);
+CREATE INDEX run_tags_by_value ON run_tags (key, value);
 
 -- Every metric point. A million of them must load in about a second, so rows are small: the run
 -- by its integer seq, and checked once per batch rather than per row (no foreign key). A NULL

@@ -137,16 +137,25 @@ LogBatch parse_log_lines(std::istream& in, const std::string& source, std::int64
   while (std::getline(in, text)) {
     parse_line_text(text, ++number, source, batch, default_timestamp);
   }
+  throw_if_interrupted();  // A signal fails the read (EINTR): say so, not "cannot read".
   if (in.bad()) {
     throw Error(ExitCode::failure, fmt::format("cannot read {}; nothing was logged", source));
   }
   return batch;
 }
 
-LogCounts log_lines(Tracking& tracking, const std::string& id, std::istream& in, const std::string& source)
+LogCounts log_lines(Tracking& tracking, const std::string& id, std::istream& in, const std::string& source, bool regular_file)
 {
+  if (!regular_file) {
+    // A pipe may go quiet for as long as its writer likes: read it all before taking the write
+    // lock, so that other commands never wait on it.
+    LogBatch batch = parse_log_lines(in, source, now_ms());
+    tracking.log(id, batch);
+    return {batch.metrics.size(), batch.params.size(), batch.tags.size()};
+  }
   // Parsing (JSON) and writing (SQLite) each take about half the time of a large file, so a
-  // reader thread parses chunks while this thread writes the ones before. A bad line anywhere
+  // reader thread parses chunks while this thread writes the ones before (a regular file never
+  // keeps the transaction waiting for long). A bad line anywhere
   // ends the transaction before it commits: nothing is logged.
   constexpr size_t chunk_lines = 50'000;
   std::mutex mutex;

@@ -332,10 +332,12 @@ std::string clause(Parser& parser, SqlFragment& out)
     if (!parser.take_word("null")) {
       parser.fail(parser.peek(), "expected NULL after IS [NOT]");
     }
-    return fmt::format("{}EXISTS (SELECT 1 FROM {} x WHERE x.run_id = r.id AND x.key = ?)", negated ? "" : "NOT ", table);
+    return fmt::format("r.id {}IN (SELECT x.run_id FROM {} x WHERE x.key = ?)", negated ? "" : "NOT ", table);
   }
+  // A set of run ids, not a lookup per run: SQLite finds them through (key, value) indexes,
+  // so a search costs what it matches, not what the home holds.
   std::string test = comparison(parser, id, "x.value", out);
-  return fmt::format("EXISTS (SELECT 1 FROM {} x WHERE x.run_id = r.id AND x.key = ? AND {})", table, test);
+  return fmt::format("r.id IN (SELECT x.run_id FROM {} x WHERE x.key = ? AND {})", table, test);
 }
 
 } // namespace

@@ -119,19 +119,25 @@ void validate_key(const std::string& key, const char* what)
   }
 }
 
+// Characters, as MLflow counts them: UTF-8 bytes that do not continue a character.
+size_t characters(const std::string& text)
+{
+  return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
 void validate_param_value(const std::string& key, const std::string& value)
 {
-  if (value.size() > max_param_value) {
+  if (value.size() > max_param_value && characters(value) > max_param_value) {
     throw Error(ExitCode::usage, fmt::format("the value of param \"{}\" is {} characters long, the limit is {}", key,
-                                             value.size(), max_param_value));
+                                             characters(value), max_param_value));
   }
 }
 
 void validate_tag_value(const std::string& key, const std::string& value)
 {
-  if (value.size() > max_tag_value) {
+  if (value.size() > max_tag_value && characters(value) > max_tag_value) {
     throw Error(ExitCode::usage, fmt::format("the value of tag \"{}\" is {} characters long, the limit is {}", key,
-                                             value.size(), max_tag_value));
+                                             characters(value), max_tag_value));
   }
 }
 
@@ -156,7 +162,12 @@ std::pair<Experiment, bool> Tracking::create_experiment(const std::string& name)
     insert.bind_all(name, util::now_iso8601()).run();
     created = m_db.changes() > 0;
   });
-  return {experiment(name), created};
+  auto found = experiment(name);
+  if (found.deleted_at) {
+    throw Error(ExitCode::conflict, fmt::format("experiment \"{}\" was removed ({}); its runs keep the name, choose another",
+                                                name, *found.deleted_at));
+  }
+  return {found, created};
 }
 
 std::vector<Experiment> Tracking::experiments(bool include_deleted)

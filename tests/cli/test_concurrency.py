@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 
 from conftest import BIN, clean_env, db_state, latest_version, make_home
@@ -149,3 +150,42 @@ def test_parallel_data_add_numbers_versions_distinctly(tmp_path):
                          capture_output=True, text=True, check=True)
     recorded = {v["version"]: v["path"] for v in json.loads(log.stdout)["versions"]}
     assert recorded == versions  # each job's version is the directory that job added
+
+
+def test_parallel_run_log_files_into_one_run_lose_no_point(tmp_path):
+    """16 training jobs stream 5,000 points each of one metric into the same run at once (the harder
+    case: one run's rows and one latest point contended): every point lands once, and the latest point
+    is the highest step, whichever job committed last."""
+    project = make_home(tmp_path / "project").project
+    started = subprocess.run([str(BIN), "run", "start", "--exp", "sweep"], cwd=project, env=clean_env(),
+                             capture_output=True, text=True, check=True)
+    run_id = started.stdout.strip()
+    points = 5_000
+    for i in range(PROCESSES):
+        steps = range(i * points, (i + 1) * points)
+        lines = [json.dumps({"key": "loss", "value": step / 1000, "step": step, "timestamp": step}) for step in steps]
+        # One line in the other shape, with a param every job gives the same value and a tag they overwrite.
+        lines[10] = json.dumps({"metrics": {"loss": steps[10] / 1000}, "step": steps[10], "timestamp": steps[10],
+                                "params": {"seed": "42"}, "tags": {"writer": f"job{i}"}})
+        (project / f"job{i}.jsonl").write_text("\n".join(lines) + "\n")
+    results = run_at_once([["--json", "run", "log", run_id, "--file", f"job{i}.jsonl"] for i in range(PROCESSES)], project)
+    assert_never_locked(results)
+    for args, code, out, err in results:
+        assert code == 0, f"mlops {' '.join(args)} exited {code}: {err}"
+        assert json.loads(out) == {"run": run_id, "metrics": points, "params": 1, "tags": 1}
+    db = project / ".mlops" / "mlops.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        total = connection.execute("SELECT count(*) FROM run_metrics").fetchone()[0]
+        distinct = connection.execute("SELECT count(DISTINCT step) FROM run_metrics").fetchone()[0]
+        wrong = connection.execute("SELECT count(*) FROM run_metrics WHERE key != 'loss' OR timestamp != step "
+                                   "OR abs(value - step / 1000.0) > 1e-9").fetchone()[0]
+    connection.close()
+    assert total == PROCESSES * points == 80_000
+    assert distinct == total and wrong == 0  # no point lost, none written twice, none mixed up
+    shown = subprocess.run([str(BIN), "--json", "run", "show", run_id], cwd=project, env=clean_env(), capture_output=True,
+                           text=True, check=True)
+    document = json.loads(shown.stdout)
+    last = PROCESSES * points - 1
+    assert document["metrics"] == {"loss": {"step": last, "timestamp": last, "value": last / 1000}}
+    assert document["params"] == {"seed": "42"}
+    assert document["tags"]["writer"] in {f"job{i}" for i in range(PROCESSES)}

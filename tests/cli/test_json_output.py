@@ -12,7 +12,10 @@ from jsonschema import Draft202012Validator
 from conftest import SCHEMA_DIR, clean_env, latest_version, load_schema, parse_one_document, validate_document
 
 SCHEMAS = ["error", "init", "db-check", "db-migrate", "db-status", "version", "completion", "hash", "hash-check", "artifact-add", "artifact-get", "artifact-ls", "artifact-show", "artifact-verify", "artifact-gc",
-           "data-add", "data-ls", "data-log", "data-show", "data-tag", "data-diff", "data-status", "data-checkout", "data-rm"]
+           "data-add", "data-ls", "data-log", "data-show", "data-tag", "data-diff", "data-status", "data-checkout", "data-rm",
+           "exp-create", "exp-ls", "exp-show", "exp-rm",
+           "run-start", "run-end", "run-log", "run-exec", "run-ls", "run-show", "run-compare", "run-metrics", "run-rm",
+           "run-artifact-add", "run-artifact-get"]
 
 
 def ok_document(result, schema):
@@ -433,3 +436,309 @@ def test_data_rm_json(mlops, home, data_dir):
 def test_data_error_json(mlops, home, data_dir, args, exit_code, code_name):
     data_json(mlops, home, "add", "ds", "data", schema="data-add")
     error_document(mlops("--json", "data", *args, cwd=home.project), exit_code, code_name)
+
+
+# exp and run ------------------------------------------------------------------------------------
+
+
+RUN_FIELDS = {"id", "name", "experiment", "status", "parent_id", "start_time", "end_time", "command", "host", "exit_code",
+              "git", "deleted_at"}
+DETAIL_FIELDS = {"params", "tags", "metrics", "artifacts", "children"}
+
+
+def exp_json(mlops, home, *args, schema):
+    return ok_document(mlops("--json", "exp", *args, cwd=home.project), schema)
+
+
+def run_json(mlops, home, *args, schema, cwd=None, env=None):
+    return ok_document(mlops("--json", "run", *args, cwd=cwd or home.project, env=env), schema)
+
+
+def start_run(mlops, home, *args, exp="e", cwd=None):
+    return run_json(mlops, home, "start", "--exp", exp, *args, schema="run-start", cwd=cwd)
+
+
+def test_exp_json(mlops, home):
+    assert exp_json(mlops, home, "ls", schema="exp-ls") == {"experiments": []}
+    created = exp_json(mlops, home, "create", "first exp", schema="exp-create")
+    assert {k: created[k] for k in ("id", "name", "deleted_at", "runs", "created")} == {
+        "id": 1, "name": "first exp", "deleted_at": None, "runs": 0, "created": True}
+    again = exp_json(mlops, home, "create", "first exp", schema="exp-create")
+    assert again == dict(created, created=False)
+    start_run(mlops, home, exp="first exp")
+    start_run(mlops, home, exp="second")  # run start creates its experiment
+    shown = exp_json(mlops, home, "show", "first exp", schema="exp-show")
+    assert shown == {k: v for k, v in dict(created, runs=1).items() if k != "created"}
+    listed = exp_json(mlops, home, "ls", schema="exp-ls")["experiments"]
+    assert [(e["name"], e["runs"]) for e in listed] == [("first exp", 1), ("second", 1)]
+
+    removed = exp_json(mlops, home, "rm", "second", schema="exp-rm")
+    assert removed["name"] == "second" and removed["deleted_at"] is not None and removed["runs"] == 1
+    assert exp_json(mlops, home, "rm", "second", schema="exp-rm") == removed  # nothing more to do
+    assert [e["name"] for e in exp_json(mlops, home, "ls", schema="exp-ls")["experiments"]] == ["first exp"]
+    everything = exp_json(mlops, home, "ls", "--all", schema="exp-ls")["experiments"]
+    assert [(e["name"], e["deleted_at"] is None) for e in everything] == [("first exp", True), ("second", False)]
+    assert exp_json(mlops, home, "show", "second", schema="exp-show") == removed
+    # Creating a removed experiment again is a conflict: the name still belongs to its runs.
+    document = error_document(mlops("--json", "exp", "create", "second", cwd=home.project), 4, "conflict")
+    assert "was removed" in document["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "args, exit_code, code_name",
+    [
+        (["show", "nosuch"], 3, "not_found"),
+        (["rm", "nosuch"], 3, "not_found"),
+        (["create", "bad\tname"], 2, "usage"),
+        (["create"], 2, "usage"),
+    ],
+)
+def test_exp_error_json(mlops, home, args, exit_code, code_name):
+    error_document(mlops("--json", "exp", *args, cwd=home.project), exit_code, code_name)
+
+
+def test_run_start_json_outside_git(mlops, home):
+    if in_a_git_repository(home.project):
+        pytest.skip(f"{home.project} lies in a git repository")
+    document = start_run(mlops, home, "--name", "first", "--param", "lr=0.01", "--tag", "team=cv")
+    assert set(document) == RUN_FIELDS | DETAIL_FIELDS
+    assert (document["name"], document["experiment"], document["status"]) == ("first", "e", "running")
+    assert document["git"] is None and document["parent_id"] is None and document["command"] is None
+    assert (document["end_time"], document["exit_code"], document["deleted_at"]) == (None, None, None)
+    assert (document["params"], document["tags"], document["metrics"]) == ({"lr": "0.01"}, {"team": "cv"}, {})
+    assert (document["artifacts"], document["children"]) == ([], [])
+    # Without --name: run- and the id's first 8 digits. --shell changes only the text.
+    plain = start_run(mlops, home, "--shell")
+    assert plain["name"] == "run-" + plain["id"][:8]
+    assert mlops("run", "start", "--exp", "e", "--shell", cwd=home.project).stdout.startswith("export MLOPS_RUN_ID=")
+
+
+@needs_git
+@pytest.mark.parametrize("state", ["no_commit", "committed"])
+def test_run_start_json_in_git(mlops, home, state):
+    git("init", "-q", cwd=home.project)
+    (home.project / "src").mkdir()
+    (home.project / "src" / "train.py").write_text("print('hi')\n")
+    if state == "committed":
+        git("add", "src", cwd=home.project)
+        git("commit", "-q", "-m", "code", cwd=home.project)
+        git("remote", "add", "origin", "https://user:secret@example.com/repo.git", cwd=home.project)
+    document = start_run(mlops, home, cwd=home.project / "src")
+    lineage = document["git"]
+    if state == "no_commit":
+        assert lineage == {"commit": None, "branch": None, "dirty": False, "path": "src", "remote": None}
+    else:
+        assert len(lineage["commit"]) == 40 and lineage["branch"] == "main" and lineage["dirty"] is False
+        assert lineage["path"] == "src" and lineage["remote"] == "https://example.com/repo.git"
+    # Every verb that shows the run carries the same lineage.
+    assert run_json(mlops, home, "show", document["id"], schema="run-show")["git"] == lineage
+    assert run_json(mlops, home, "ls", schema="run-ls")["runs"][0]["git"] == lineage
+    assert run_json(mlops, home, "end", document["id"], schema="run-end")["git"] == lineage
+
+
+def test_run_end_json(mlops, home):
+    run = start_run(mlops, home)
+    ended = run_json(mlops, home, "end", run["id"][:8], "--status", "failed", schema="run-end")
+    assert set(ended) == RUN_FIELDS | {"changed"}
+    assert (ended["id"], ended["status"], ended["changed"], ended["exit_code"]) == (run["id"], "failed", True, None)
+    assert ended["end_time"] >= ended["start_time"]
+    again = run_json(mlops, home, "end", run["id"], "--status", "failed", schema="run-end")
+    assert again == dict(ended, changed=False)
+    error_document(mlops("--json", "run", "end", run["id"], cwd=home.project), 4, "conflict")
+    # MLOPS_RUN_ID names the run when RUN is left out.
+    other = start_run(mlops, home)
+    by_env = run_json(mlops, home, "end", "--status", "killed", schema="run-end", env={"MLOPS_RUN_ID": other["id"]})
+    assert (by_env["id"], by_env["status"]) == (other["id"], "killed")
+
+
+def test_run_log_json(mlops, home):
+    run = start_run(mlops, home)
+    logged = run_json(mlops, home, "log", run["id"], "--metric", "acc=0.5", "--metric", "loss=nan", "--step", "3",
+                      "--param", "lr=0.1", "--tag", "a=b", schema="run-log")
+    assert logged == {"run": run["id"], "metrics": 2, "params": 1, "tags": 1}
+    lines = home.project / "points.jsonl"
+    lines.write_text('{"key": "acc", "value": 0.75, "step": 4}\n\n'
+                     '{"metrics": {"big": "Infinity", "small": "-Infinity", "none": null}, "params": {"lr": "0.1"}, "step": 5}\n')
+    from_file = run_json(mlops, home, "log", run["id"], "--file", "points.jsonl", schema="run-log")
+    assert from_file == {"run": run["id"], "metrics": 4, "params": 1, "tags": 0}
+    shown = run_json(mlops, home, "show", run["id"], schema="run-show")
+    assert {k: m["value"] for k, m in shown["metrics"].items()} == {
+        "acc": 0.75, "big": "Infinity", "small": "-Infinity", "none": "NaN", "loss": "NaN"}
+    assert (shown["metrics"]["acc"]["step"], shown["metrics"]["big"]["step"]) == (4, 5)
+    # Nothing to log, a bad line, a param given another value: error documents, nothing logged.
+    error_document(mlops("--json", "run", "log", run["id"], cwd=home.project), 2, "usage")
+    lines.write_text('{"key": "acc", "value": "high"}\n')
+    error_document(mlops("--json", "run", "log", run["id"], "--file", "points.jsonl", cwd=home.project), 2, "usage")
+    error_document(mlops("--json", "run", "log", run["id"], "--param", "lr=0.2", cwd=home.project), 4, "conflict")
+
+
+def test_run_exec_json(mlops, home):
+    parent = start_run(mlops, home)
+    # The command writes nothing on stdout: stdout holds the document alone.
+    code, out, err = mlops("--json", "run", "exec", "--parent", parent["id"], "--exp", "e", "--param", "p=1", "--",
+                           "sh", "-c", 'test -n "$MLOPS_RUN_ID" && test -d "$MLOPS_HOME" && exit 3', cwd=home.project)
+    assert code == 3, err  # mlops exits with the command's exit status
+    assert err == ""
+    document = validate_document(parse_one_document(out), "run-exec")
+    assert set(document) == RUN_FIELDS | DETAIL_FIELDS
+    assert document["command"] == ["sh", "-c", 'test -n "$MLOPS_RUN_ID" && test -d "$MLOPS_HOME" && exit 3']
+    assert (document["status"], document["exit_code"], document["parent_id"]) == ("failed", 3, parent["id"])
+    assert document["params"] == {"p": "1"}
+    assert document["end_time"] >= document["start_time"]
+    finished = run_json(mlops, home, "exec", "--exp", "e", "--", "true", schema="run-exec")
+    assert (finished["status"], finished["exit_code"], finished["command"], finished["parent_id"]) == ("finished", 0, ["true"], None)
+    assert run_json(mlops, home, "show", parent["id"], schema="run-show")["children"] == [document["id"]]
+    # A command that cannot be started: an error document; its run is recorded as failed with 127.
+    error_document(mlops("--json", "run", "exec", "--exp", "missing", "--", "/nonexistent/program", cwd=home.project), 3, "not_found")
+    failed = run_json(mlops, home, "ls", "--exp", "missing", schema="run-ls")["runs"]
+    assert [(r["status"], r["exit_code"], r["command"]) for r in failed] == [("failed", 127, ["/nonexistent/program"])]
+
+
+def test_run_ls_json(mlops, home):
+    assert run_json(mlops, home, "ls", schema="run-ls") == {"runs": []}
+    runs = [start_run(mlops, home, "--param", f"n={n}", exp="a" if n < 2 else "b") for n in range(3)]
+    for n, run in enumerate(runs):
+        run_json(mlops, home, "log", run["id"], "--metric", f"acc={0.5 + n / 10}", schema="run-log")
+    listed = run_json(mlops, home, "ls", "--order-by", "metrics.acc DESC", schema="run-ls")["runs"]
+    assert [r["id"] for r in listed] == [r["id"] for r in reversed(runs)]
+    assert all(set(r) == RUN_FIELDS | DETAIL_FIELDS for r in listed)
+    assert listed[0]["metrics"]["acc"]["value"] == pytest.approx(0.7) and listed[0]["params"] == {"n": "2"}
+    found = run_json(mlops, home, "ls", "--exp", "a", "--filter", "metrics.acc > 0.55 and params.n = '1'", schema="run-ls")
+    assert [r["id"] for r in found["runs"]] == [runs[1]["id"]]
+    assert run_json(mlops, home, "ls", "--filter", "metrics.acc > 2", schema="run-ls") == {"runs": []}
+    assert len(run_json(mlops, home, "ls", "--limit", "2", schema="run-ls")["runs"]) == 2
+    # Removed runs only with --all, with deleted_at set.
+    run_json(mlops, home, "rm", runs[0]["id"], schema="run-rm")
+    assert runs[0]["id"] not in [r["id"] for r in run_json(mlops, home, "ls", schema="run-ls")["runs"]]
+    everything = run_json(mlops, home, "ls", "--all", schema="run-ls")["runs"]
+    assert [r["deleted_at"] is not None for r in everything if r["id"] == runs[0]["id"]] == [True]
+
+
+def test_run_show_json(mlops, home):
+    parent = start_run(mlops, home)
+    child = start_run(mlops, home, "--parent", parent["id"][:8])
+    assert child["parent_id"] == parent["id"]
+    shown = run_json(mlops, home, "show", parent["id"], schema="run-show")
+    assert shown["children"] == [child["id"]] and shown["parent_id"] is None
+    assert {k: v for k, v in shown.items() if k != "children"} == {k: v for k, v in parent.items() if k != "children"}
+    by_env = run_json(mlops, home, "show", schema="run-show", env={"MLOPS_RUN_ID": child["id"]})
+    assert by_env["id"] == child["id"] and by_env["parent_id"] == parent["id"]
+    # A removed child leaves its parent's children; a removed run still shows.
+    run_json(mlops, home, "rm", child["id"], schema="run-rm")
+    assert run_json(mlops, home, "show", parent["id"], schema="run-show")["children"] == []
+    assert run_json(mlops, home, "show", child["id"], schema="run-show")["deleted_at"] is not None
+
+
+def test_run_compare_json(mlops, home):
+    one = start_run(mlops, home, "--param", "lr=0.1", "--tag", "t=x")
+    two = start_run(mlops, home, "--param", "lr=0.1")
+    run_json(mlops, home, "log", one["id"], "--metric", "acc=0.5", "--metric", "loss=nan", schema="run-log")
+    run_json(mlops, home, "log", two["id"], "--metric", "acc=0.75", schema="run-log")
+    document = run_json(mlops, home, "compare", one["id"], two["id"][:8], schema="run-compare")
+    assert document["runs"] == [one["id"], two["id"]]
+    assert [(r["kind"], r["key"], r["values"], r["differs"]) for r in document["rows"]] == [
+        ("params", "lr", ["0.1", "0.1"], False),
+        ("metrics", "acc", [0.5, 0.75], True),
+        ("metrics", "loss", ["NaN", None], True),
+        ("tags", "t", ["x", None], True),
+    ]
+    error_document(mlops("--json", "run", "compare", one["id"], cwd=home.project), 2, "usage")
+
+
+@pytest.mark.parametrize("format", [[], ["--format", "json"], ["--format", "csv"]])
+def test_run_metrics_json(mlops, home, format):
+    run = start_run(mlops, home)
+    for step, value in [(2, "0.5"), (1, "inf"), (3, "nan"), (4, "-inf")]:
+        run_json(mlops, home, "log", run["id"], "--metric", f"m={value}", "--step", str(step), "--time", "1000", schema="run-log")
+    document = run_json(mlops, home, "metrics", run["id"], "m", *format, schema="run-metrics")
+    assert document == {"run": run["id"], "key": "m", "points": [
+        {"step": 1, "timestamp": 1000, "value": "Infinity"},
+        {"step": 2, "timestamp": 1000, "value": 0.5},
+        {"step": 3, "timestamp": 1000, "value": "NaN"},
+        {"step": 4, "timestamp": 1000, "value": "-Infinity"},
+    ]}
+    error_document(mlops("--json", "run", "metrics", run["id"], "nosuch", cwd=home.project), 3, "not_found")
+
+
+def test_run_rm_and_restore_json(mlops, home):
+    run = start_run(mlops, home)
+    removed = run_json(mlops, home, "rm", run["id"], schema="run-rm")
+    assert set(removed) == RUN_FIELDS | {"changed"}
+    assert removed["changed"] is True and removed["deleted_at"] is not None and removed["status"] == "running"
+    assert run_json(mlops, home, "rm", run["id"], schema="run-rm") == dict(removed, changed=False)
+    error_document(mlops("--json", "run", "log", run["id"], "--metric", "a=1", cwd=home.project), 4, "conflict")
+    # restore has the same shape (one schema for both).
+    restored = run_json(mlops, home, "restore", run["id"], schema="run-rm")
+    assert restored == dict(removed, deleted_at=None)
+    assert run_json(mlops, home, "restore", run["id"], schema="run-rm") == dict(restored, changed=False)
+
+
+def test_run_artifact_json(mlops, home):
+    run = start_run(mlops, home)
+    (home.project / "model").mkdir()
+    (home.project / "model" / "weights.bin").write_bytes(b"\0" * 10)
+    (home.project / "notes.txt").write_text("notes\n")
+    added = run_json(mlops, home, "artifact", "add", run["id"], "model", "notes.txt", schema="run-artifact-add")
+    assert added["run"] == run["id"]
+    assert [(a["name"], a["kind"], a["size"]) for a in added["artifacts"]] == [("model", "tree", 10), ("notes.txt", "blob", 6)]
+    assert added["artifacts"][1]["digest"] == "sha256:" + mlops("hash", "notes.txt", cwd=home.project).stdout.split()[0]
+    assert run_json(mlops, home, "show", run["id"], schema="run-show")["artifacts"] == added["artifacts"]
+
+    got = run_json(mlops, home, "artifact", "get", run["id"], "notes.txt", "copy.txt", schema="run-artifact-get")
+    assert got == {"run": run["id"], "name": "notes.txt", "digest": added["artifacts"][1]["digest"], "out": "copy.txt"}
+    assert (home.project / "copy.txt").read_text() == "notes\n"
+    tree = run_json(mlops, home, "artifact", "get", run["id"][:8], "model", "out", schema="run-artifact-get")
+    assert (tree["out"], tree["digest"]) == ("out", added["artifacts"][0]["digest"])
+    assert (home.project / "out" / "weights.bin").read_bytes() == b"\0" * 10
+    error_document(mlops("--json", "run", "artifact", "get", run["id"], "model", "out", cwd=home.project), 4, "conflict")
+    error_document(mlops("--json", "run", "artifact", "get", run["id"], "nosuch", cwd=home.project), 3, "not_found")
+    # Without OUT: NAME, in the working directory.
+    (home.project / "sub").mkdir()
+    default = run_json(mlops, home, "artifact", "get", run["id"], "notes.txt", schema="run-artifact-get", cwd=home.project / "sub")
+    assert default["out"] == "notes.txt" and (home.project / "sub" / "notes.txt").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, exit_code, code_name",
+    [
+        (["show", "0123456789abcdef"], 3, "not_found"),
+        (["show", "xyz"], 2, "usage"),
+        (["show"], 2, "usage"),  # no RUN and no MLOPS_RUN_ID
+        (["ls", "--filter", "metrics.acc > 'x'"], 2, "usage"),
+        (["ls", "--filter", "metrics.a > 1 or metrics.b > 1"], 2, "usage"),
+        (["ls", "--order-by", "metrics.acc sideways"], 2, "usage"),
+        (["ls", "--limit", "0"], 2, "usage"),
+        (["ls", "--exp", "nosuch"], 3, "not_found"),
+        (["start", "--exp", "e", "--param", "bad key!=1"], 2, "usage"),
+        (["exec", "--exp", "e"], 2, "usage"),
+        (["show", "0123456789abcdef", "--", "true"], 2, "usage"),  # only exec takes a command after --
+        (["metrics", "0123456789abcdef", "m", "--format", "xml"], 2, "usage"),
+    ],
+)
+def test_run_error_json(mlops, home, args, exit_code, code_name):
+    error_document(mlops("--json", "run", *args, cwd=home.project), exit_code, code_name)
+
+
+def test_run_schemas_reject_what_the_commands_never_print(mlops, home):
+    run = start_run(mlops, home)
+    run_json(mlops, home, "log", run["id"], "--metric", "m=1", schema="run-log")
+    shown = run_json(mlops, home, "show", run["id"], schema="run-show")
+    point = shown["metrics"]["m"]
+    broken = [
+        dict(shown, metrics={"m": dict(point, value="nan")}),  # only NaN, Infinity, -Infinity as strings
+        dict(shown, metrics={"bad key!": point}),
+        dict(shown, id=run["id"][:8]),
+        dict(shown, status="paused"),
+        dict(shown, command=[]),
+        {k: v for k, v in shown.items() if k != "children"},
+        dict(shown, surprise=1),
+    ]
+    for document in broken:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(document, load_schema("run-show"), cls=Draft202012Validator)
+    # A new run cannot have ended; an exec'd run always has a command.
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(run, end_time=1), load_schema("run-start"), cls=Draft202012Validator)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(shown, command=None, exit_code=0, end_time=1, status="finished"), load_schema("run-exec"),
+                            cls=Draft202012Validator)

@@ -24,6 +24,8 @@ struct LogCounts
 // Parses the lines into a batch. Throws Error(usage) naming `source` and the line number.
 LogBatch parse_log_lines(std::istream& in, const std::string& source, std::int64_t default_timestamp);
 
-LogCounts log_lines(Tracking& tracking, const std::string& id, std::istream& in, const std::string& source);
+// `regular_file`: parsed while logging (a file never blocks); otherwise (a pipe) read to its end
+// before the transaction starts.
+LogCounts log_lines(Tracking& tracking, const std::string& id, std::istream& in, const std::string& source, bool regular_file);
 
 } // namespace mlops::tracking
