@@ -175,13 +175,6 @@ void run_gc(Context& context, const ArtifactOptions& options)
                                    verb, report.removed.size(), report.bytes, report.unrecorded_files, report.tmp_files));
 }
 
-CLI::App* add_verb(CLI::App& noun, Context& context, const char* name, const char* summary, std::function<void()> run)
-{
-  auto* verb = noun.add_subcommand(name, summary);
-  on_run(*verb, context, std::move(run));
-  return verb;
-}
-
 } // namespace
 
 void setup_artifact(CLI::App& noun, Context& context)

@@ -1,5 +1,6 @@
 // mlops data add | ls | log | show | tag | diff | status | checkout | rm
 #include "context.hpp"
+#include "lineage_json.hpp"
 #include "nouns.hpp"
 
 #include "mlops/core/progress.hpp"
@@ -42,18 +43,6 @@ struct DataOptions
 std::string short_hex(const objects::Digest& digest)
 {
   return digest.hex().substr(0, 12);
-}
-
-nlohmann::json git_json(const std::optional<GitState>& git)
-{
-  if (!git) {
-    return nullptr;
-  }
-  return {{"commit", git->commit ? nlohmann::json(*git->commit) : nlohmann::json(nullptr)},
-          {"branch", git->branch ? nlohmann::json(*git->branch) : nlohmann::json(nullptr)},
-          {"dirty", git->dirty},
-          {"path", git->path},
-          {"remote", git->remote ? nlohmann::json(*git->remote) : nlohmann::json(nullptr)}};
 }
 
 nlohmann::json version_json(const DatasetVersion& version)
@@ -398,13 +387,6 @@ void run_rm(Context& context, const DataOptions& options)
   context.out().result({{"dataset", removal.version.dataset}, {"version", removal.version.version},
                         {"ref", removal.version.ref()}, {"already", removal.already}, {"tags", removal.tags}},
                        human);
-}
-
-CLI::App* add_verb(CLI::App& noun, Context& context, const char* name, const char* summary, std::function<void()> run)
-{
-  auto* verb = noun.add_subcommand(name, summary);
-  on_run(*verb, context, std::move(run));
-  return verb;
 }
 
 } // namespace

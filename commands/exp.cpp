@@ -27,13 +27,6 @@ struct ExpOptions
   bool all = false;
 };
 
-CLI::App* add_verb(CLI::App& noun, Context& context, const char* name, const char* summary, std::function<void()> run)
-{
-  auto* verb = noun.add_subcommand(name, summary);
-  on_run(*verb, context, std::move(run));
-  return verb;
-}
-
 } // namespace
 
 void setup_exp(CLI::App& noun, Context& context)

@@ -188,6 +188,13 @@ int run(int argc, char** argv)
   return static_cast<int>(context.exit_code());
 }
 
+CLI::App* add_verb(CLI::App& noun, Context& context, const char* name, const char* summary, std::function<void()> run)
+{
+  auto* verb = noun.add_subcommand(name, summary);
+  on_run(*verb, context, std::move(run));
+  return verb;
+}
+
 void on_run(CLI::App& app, Context& context, std::function<void()> handler, bool takes_command)
 {
   app.callback([&context, &app, takes_command, handler = std::move(handler)] {

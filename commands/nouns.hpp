@@ -28,6 +28,9 @@ void setup_manpage(CLI::App& noun, Context& context);
 // Nouns whose issue has not landed yet: listed in --help under "Planned", and a clear error when run.
 void setup_planned(CLI::App& noun, Context& context);
 
+// A verb of `noun` that runs `run` (through on_run).
+CLI::App* add_verb(CLI::App& noun, Context& context, const char* name, const char* summary, std::function<void()> run);
+
 // Makes `app` run `handler` when it is the command the user chose (after global options apply).
 // Only a command that `takes_command` (run exec) accepts words after `--`: Context::trailing_args.
 void on_run(CLI::App& app, Context& context, std::function<void()> handler, bool takes_command = false);

@@ -1,5 +1,6 @@
 // mlops run start | end | log | exec | ls | show | compare | metrics | rm | restore | artifact
 #include "context.hpp"
+#include "lineage_json.hpp"
 #include "nouns.hpp"
 
 #include "mlops/core/git_state.hpp"
@@ -140,14 +141,6 @@ std::string value_text(const std::optional<double>& value)
 
 nlohmann::json run_json(const Run& run, bool details)
 {
-  nlohmann::json git = nullptr;
-  if (run.git) {
-    git = {{"commit", run.git->commit ? nlohmann::json(*run.git->commit) : nlohmann::json(nullptr)},
-           {"branch", run.git->branch ? nlohmann::json(*run.git->branch) : nlohmann::json(nullptr)},
-           {"dirty", run.git->dirty},
-           {"path", run.git->path},
-           {"remote", run.git->remote ? nlohmann::json(*run.git->remote) : nlohmann::json(nullptr)}};
-  }
   auto optional = [](const auto& value) { return value ? nlohmann::json(*value) : nlohmann::json(nullptr); };
   nlohmann::json document = {{"id", run.id},
                              {"name", run.name},
@@ -159,7 +152,7 @@ nlohmann::json run_json(const Run& run, bool details)
                              {"command", run.command ? nlohmann::json::parse(*run.command) : nlohmann::json(nullptr)},
                              {"host", optional(run.host)},
                              {"exit_code", optional(run.exit_code)},
-                             {"git", git},
+                             {"git", git_json(run.git)},
                              {"deleted_at", optional(run.deleted_at)}};
   if (details) {
     nlohmann::json metrics = nlohmann::json::object();
@@ -197,9 +190,9 @@ std::string duration_text(const Run& run)
   return fmt::format("{:.1f}s", static_cast<double>(*run.end_time - run.start_time) / 1000);
 }
 
-void run_start(Context& context, const RunOptions& options)
+// What `run start` and `run exec` share: experiment, name, parent, params, tags, git lineage.
+StartRequest start_request(Tracking& tracking, const RunOptions& options)
 {
-  Tracking tracking(context.home(), context.database());
   StartRequest request;
   request.experiment = options.experiment;
   request.name = options.name;
@@ -208,7 +201,13 @@ void run_start(Context& context, const RunOptions& options)
   }
   request.initial = batch_from(options);
   request.git = lineage();
-  auto run = tracking.start(request);
+  return request;
+}
+
+void run_start(Context& context, const RunOptions& options)
+{
+  Tracking tracking(context.home(), context.database());
+  auto run = tracking.start(start_request(tracking, options));
   context.out().result(run_json(run, true), options.shell ? fmt::format("export MLOPS_RUN_ID={}\n", run.id) : run.id + "\n");
 }
 
@@ -260,15 +259,8 @@ void run_exec(Context& context, const RunOptions& options)
     throw Error(ExitCode::usage, "no command: write it after --, as in `mlops run exec --exp NAME -- python train.py`");
   }
   Tracking tracking(context.home(), context.database());
-  StartRequest request;
-  request.experiment = options.experiment;
-  request.name = options.name;
-  if (!options.parent.empty()) {
-    request.parent = tracking.resolve(options.parent);
-  }
-  request.initial = batch_from(options);
+  auto request = start_request(tracking, options);
   request.command = nlohmann::json(options.command).dump();
-  request.git = lineage();
   auto run = tracking.start(request);
   spdlog::info("run {} started: {}", run.id, fmt::join(options.command, " "));
   util::ChildExit exit;
@@ -477,13 +469,6 @@ void run_artifact_get(Context& context, const RunOptions& options)
   store.get(object, out, objects::LinkMode::automatic, options.force);
   context.out().result({{"run", id}, {"name", artifact.name}, {"digest", "sha256:" + artifact.digest}, {"out", out.string()}}, "");
   context.out().info(fmt::format("{} -> {}", artifact.name, out.string()));
-}
-
-CLI::App* add_verb(CLI::App& noun, Context& context, const char* name, const char* summary, std::function<void()> run)
-{
-  auto* verb = noun.add_subcommand(name, summary);
-  on_run(*verb, context, std::move(run));
-  return verb;
 }
 
 } // namespace

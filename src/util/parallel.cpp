@@ -10,7 +10,10 @@ namespace mlops::util {
 
 unsigned default_jobs()
 {
-  return std::max(1u, std::thread::hardware_concurrency());
+  // Asked once: each answer reads /sys (a few hundred microseconds), and every noun's options
+  // ask at start-up.
+  static const unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
+  return jobs;
 }
 
 void parallel_for(size_t count, unsigned jobs, const std::function<void(size_t)>& body,
