@@ -35,7 +35,7 @@ def test_control_fields(deb):
     assert field(deb, "Version") in version
     depends = field(deb, "Depends")
     # Linked libraries come from dpkg-shlibdeps; dlopen'd ones must be named explicitly.
-    for package in ["libsqlite3-0", "libspdlog1.10", "libcurl4", "libgit2-1.5"]:
+    for package in ["libsqlite3-0", "libspdlog1.10", "libcurl4", "libgit2-1.5", "libprotobuf"]:
         assert package in depends, f"{package} missing from Depends: {depends}"
 
 
@@ -47,6 +47,9 @@ def test_contents_install_and_run(deb, tmp_path):
     run = subprocess.run([str(mlops), "--json", "version"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert '"mlops"' in run.stdout
+    worker = usr / "bin" / "mlops-worker"  # installed beside mlops, which runs it
+    assert os.access(worker, os.X_OK)
+    assert subprocess.run([str(worker), "--help"], capture_output=True).returncode == 0
 
     man = gzip.decompress((usr / "share/man/man1/mlops.1.gz").read_bytes()).decode()
     assert man.startswith(".TH MLOPS 1")
