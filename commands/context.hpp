@@ -29,6 +29,8 @@ public:
   // The words after `--` on the command line (the command `run exec` runs), and whether there was a `--`.
   std::vector<std::string> trailing_args;
   bool has_trailing = false;
+  // The whole command line, as typed (for records such as the alias history).
+  std::string command_line;
 
   // Sets up logging and output from the parsed global options. Runs before every handler; never
   // throws (main() relies on it to report errors).

@@ -36,7 +36,7 @@ constexpr Noun nouns[] = {
   {"data", "Version datasets: add, diff, status, checkout", setup_data},
   {"exp", "Manage experiments", setup_exp},
   {"run", "Track runs: params, metrics, artifacts, search", setup_run},
-  {"model", "Model registry: versions, aliases, lineage, gates", setup_planned},
+  {"model", "Model registry: versions, aliases, lineage, gates", setup_model},
   {"serve", "Serve model versions on the bundled worker", setup_planned},
   {"deploy", "Promote model versions by canary or blue-green", setup_planned},
   {"db", "Check and migrate the metadata database", setup_db},
@@ -135,6 +135,9 @@ int run(int argc, char** argv)
   install_interrupt_handlers();
   Context context;
   context.options.json = json_requested(argc, argv);
+  for (int i = 0; i < argc; ++i) {
+    context.command_line += (i == 0 ? "mlops" : std::string(" ") + argv[i]);
+  }
   CLI::App app("one-binary MLOps control plane", "mlops");
   app.fallthrough();  // Global options may follow the command: `mlops db check --json`.
   app.require_subcommand(1);

@@ -8,6 +8,8 @@ _mlops_subcommands() {
     'exp') printf '%s\n' 'create ls show rm' ;;
     'run') printf '%s\n' 'start end log exec ls show compare metrics rm restore artifact' ;;
     'run artifact') printf '%s\n' 'add get' ;;
+    'model') printf '%s\n' 'register ls show versions download alias tag archive restore rm lineage gate' ;;
+    'model alias') printf '%s\n' 'set rm history' ;;
     'db') printf '%s\n' 'check migrate status' ;;
   esac
 }
@@ -55,6 +57,21 @@ _mlops_flags() {
     'run artifact add') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'run artifact get') printf '%s\n' '-h --help --force --home --json -q --quiet -v --verbose --no-color --version' ;;
     'model') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model register') printf '%s\n' '-h --help --artifact --run --path --dataset --description --tag --dedupe --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model ls') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model show') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model versions') printf '%s\n' '-h --help --all --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model download') printf '%s\n' '-h --help --force --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model alias') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model alias set') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model alias rm') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model alias history') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model tag') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model archive') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model restore') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model rm') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model lineage') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model gate') printf '%s\n' '-h --help --against --metric --higher-is-better --lower-is-better --min-delta --max-regression --signature-compatible --home --json -q --quiet -v --verbose --no-color --version' ;;
     'serve') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'deploy') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'db') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
@@ -109,6 +126,21 @@ _mlops_valued_flags() {
     'run artifact add') printf '%s\n' '--home' ;;
     'run artifact get') printf '%s\n' '--home' ;;
     'model') printf '%s\n' '--home' ;;
+    'model register') printf '%s\n' '--artifact --run --path --dataset --description --tag --home' ;;
+    'model ls') printf '%s\n' '--home' ;;
+    'model show') printf '%s\n' '--home' ;;
+    'model versions') printf '%s\n' '--home' ;;
+    'model download') printf '%s\n' '--home' ;;
+    'model alias') printf '%s\n' '--home' ;;
+    'model alias set') printf '%s\n' '--home' ;;
+    'model alias rm') printf '%s\n' '--home' ;;
+    'model alias history') printf '%s\n' '--home' ;;
+    'model tag') printf '%s\n' '--home' ;;
+    'model archive') printf '%s\n' '--home' ;;
+    'model restore') printf '%s\n' '--home' ;;
+    'model rm') printf '%s\n' '--home' ;;
+    'model lineage') printf '%s\n' '--home' ;;
+    'model gate') printf '%s\n' '--against --metric --min-delta --max-regression --home' ;;
     'serve') printf '%s\n' '--home' ;;
     'deploy') printf '%s\n' '--home' ;;
     'db') printf '%s\n' '--home' ;;

@@ -4,6 +4,7 @@
 #include "mlops/core/interrupt.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,6 +107,78 @@ ChildExit run_child(const std::vector<std::string>& argv, const std::vector<std:
   } else {
     result.exit_code = WEXITSTATUS(status);
   }
+  return result;
+}
+
+CapturedRun run_capturing(const std::vector<std::string>& argv)
+{
+  int out_pipe[2];
+  int err_pipe[2];
+  int status_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 || ::pipe2(status_pipe, O_CLOEXEC) != 0) {
+    throw Error(ExitCode::failure, fmt::format("cannot start {}: {}", argv.at(0), std::strerror(errno)));
+  }
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::dup2(err_pipe[1], STDERR_FILENO);
+    std::vector<char*> args;
+    for (const auto& arg : argv) {
+      args.push_back(const_cast<char*>(arg.c_str()));
+    }
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    int error = errno;
+    [[maybe_unused]] auto written = ::write(status_pipe[1], &error, sizeof error);
+    ::_exit(127);
+  }
+  for (int fd : {out_pipe[1], err_pipe[1], status_pipe[1]}) {
+    ::close(fd);
+  }
+  if (child < 0) {
+    int error = errno;
+    for (int fd : {out_pipe[0], err_pipe[0], status_pipe[0]}) {
+      ::close(fd);
+    }
+    throw Error(ExitCode::failure, fmt::format("cannot start {}: {}", argv[0], std::strerror(error)));
+  }
+  CapturedRun result;
+  // Both pipes at once, so that a child filling one while we wait on the other cannot block.
+  struct pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open_pipes = 2;
+  while (open_pipes > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        char buffer[65536];
+        ssize_t got = ::read(fds[i].fd, buffer, sizeof buffer);
+        if (got > 0) {
+          sinks[i]->append(buffer, static_cast<size_t>(got));
+        } else if (got == 0 || errno != EINTR) {
+          ::close(fds[i].fd);
+          fds[i].fd = -1;
+          --open_pipes;
+        }
+      }
+    }
+  }
+  int exec_error = 0;
+  ssize_t got = ::read(status_pipe[0], &exec_error, sizeof exec_error);
+  ::close(status_pipe[0]);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (got == sizeof exec_error) {
+    throw Error(exec_error == ENOENT ? ExitCode::not_found : ExitCode::failure,
+                fmt::format("cannot run {}: {}", argv[0], std::strerror(exec_error)));
+  }
+  result.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
   return result;
 }
 

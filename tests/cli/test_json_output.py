@@ -187,7 +187,7 @@ def test_home_option_not_a_home_error_json(mlops, project):
     assert "not an mlops home" in document["error"]["message"]
 
 
-@pytest.mark.parametrize("args", [["--json", "model", "ls"], ["model", "ls", "--json"], ["model", "--json"]])
+@pytest.mark.parametrize("args", [["--json", "serve", "ls"], ["serve", "ls", "--json"], ["serve", "--json"]])
 def test_planned_noun_error_json(mlops, project, args):
     # Global options may follow the command (`mlops db check --json`), for planned nouns too.
     document = error_document(mlops(*args, cwd=project), 1, "failure")

@@ -20,4 +20,15 @@ struct ChildExit
 // when the program does not exist, failure when it cannot be started.
 ChildExit run_child(const std::vector<std::string>& argv, const std::vector<std::pair<std::string, std::string>>& environment);
 
+struct CapturedRun
+{
+  int exit_code = 0;  // 128 + signal when a signal ended it
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (a path, or looked up in PATH) to completion, capturing its stdout and stderr.
+// Throws Error: not_found when the program does not exist, failure when it cannot be started.
+CapturedRun run_capturing(const std::vector<std::string>& argv);
+
 } // namespace mlops::util
