@@ -4,7 +4,9 @@
 #include "nouns.hpp"
 
 #include "mlops/objects/object_store.hpp"
+#include "mlops/registry/model_documents.hpp"
 #include "mlops/registry/registry.hpp"
+#include "mlops/util/file.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -35,6 +37,7 @@ struct ModelOptions
   std::string alias;
   std::int64_t version = 0;
   std::string out;
+  std::string format = "triton";
   std::string against;
   std::string metric;
   bool higher_is_better = false;
@@ -412,6 +415,37 @@ void setup_model(CLI::App& noun, Context& context)
   gate->add_option("--min-delta", options->min_delta, "The candidate must improve by at least this much");
   gate->add_option("--max-regression", options->max_regression, "The candidate may be worse by at most this much");
   gate->add_flag("--signature-compatible", options->signature_compatible, "Fail when callers of the baseline cannot call the candidate");
+
+  auto* card = add_verb(noun, context, "card", "A Markdown model card from the registry", [&context, options] {
+    Registry registry(context.home(), context.database());
+    auto ref = parse_model_ref(options->ref);
+    auto text = model_card(registry, ref);
+    if (options->out.empty()) {
+      context.out().result({{"ref", registry.resolve(ref).ref()}, {"markdown", text}, {"out", nullptr}}, text);
+      return;
+    }
+    util::write_file_atomic(options->out, text);
+    context.out().result({{"ref", registry.resolve(ref).ref()}, {"markdown", text}, {"out", options->out}},
+                         fmt::format("wrote the model card of {} to {}\n", registry.resolve(ref).ref(), options->out));
+  });
+  card->add_option("REF", options->ref, ref_help)->required();
+  card->add_option("--out", options->out, "Write it to FILE instead of stdout")->type_name("FILE");
+
+  auto* export_verb = add_verb(noun, context, "export", "Export a version as a Triton model repository", [&context, options] {
+    if (options->format != "triton") {
+      throw Error(ExitCode::usage, fmt::format("--format {} is not known: triton is", options->format));
+    }
+    Registry registry(context.home(), context.database());
+    auto version = registry.resolve(parse_model_ref(options->ref));
+    auto written = export_triton(context.home(), context.database(), version, options->out);
+    context.out().result({{"ref", version.ref()}, {"format", "triton"}, {"dir", written.string()},
+                          {"model_file", (written / std::to_string(version.version) / "model.onnx").string()},
+                          {"config", (written / "config.pbtxt").string()}},
+                         fmt::format("exported {} to {} (config.pbtxt, {}/model.onnx)\n", version.ref(), written.string(), version.version));
+  });
+  export_verb->add_option("REF", options->ref, ref_help)->required();
+  export_verb->add_option("--format", options->format, "triton (the only one so far)");
+  export_verb->add_option("DIR", options->out, "The model repository")->required();
 }
 
 } // namespace mlops::cli

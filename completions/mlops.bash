@@ -8,7 +8,7 @@ _mlops_subcommands() {
     'exp') printf '%s\n' 'create ls show rm' ;;
     'run') printf '%s\n' 'start end log exec ls show compare metrics rm restore artifact' ;;
     'run artifact') printf '%s\n' 'add get' ;;
-    'model') printf '%s\n' 'register ls show versions download alias tag archive restore rm lineage gate' ;;
+    'model') printf '%s\n' 'register ls show versions download alias tag archive restore rm lineage gate card export' ;;
     'model alias') printf '%s\n' 'set rm history' ;;
     'db') printf '%s\n' 'check migrate status' ;;
   esac
@@ -72,6 +72,8 @@ _mlops_flags() {
     'model rm') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'model lineage') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'model gate') printf '%s\n' '-h --help --against --metric --higher-is-better --lower-is-better --min-delta --max-regression --signature-compatible --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model card') printf '%s\n' '-h --help --out --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'model export') printf '%s\n' '-h --help --format --home --json -q --quiet -v --verbose --no-color --version' ;;
     'serve') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'deploy') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'db') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
@@ -141,6 +143,8 @@ _mlops_valued_flags() {
     'model rm') printf '%s\n' '--home' ;;
     'model lineage') printf '%s\n' '--home' ;;
     'model gate') printf '%s\n' '--against --metric --min-delta --max-regression --home' ;;
+    'model card') printf '%s\n' '--out --home' ;;
+    'model export') printf '%s\n' '--format --home' ;;
     'serve') printf '%s\n' '--home' ;;
     'deploy') printf '%s\n' '--home' ;;
     'db') printf '%s\n' '--home' ;;
