@@ -81,12 +81,31 @@ best=$("$mlops" --json run ls --exp churn --order-by "metrics.accuracy DESC" --l
 show run show "$best"
 show run ls --filter "metrics.accuracy > 0.8 and params.lr = '1.0'"
 
+heading "Register both models (their ONNX signatures checked), alias the first as production"
+runs=$("$mlops" --json run ls --exp churn --order-by "attributes.start_time ASC" |
+  /usr/bin/python3 -c 'import json, sys; print(" ".join(r["id"] for r in json.load(sys.stdin)["runs"]))')
+read -r first second <<<"$runs"
+show model register churn --run "$first" --path model-lr-0.05.onnx --dataset churn@1 \
+  --description "churn scoring, logistic regression" --tag intended_use="demo: ranking accounts at risk"
+show model register churn --run "$second" --path model-lr-1.0.onnx --dataset churn@1 \
+  --description "churn scoring, logistic regression, higher learning rate"
+show model alias set churn production 1
+show model show churn@production
+show model lineage churn@2
+echo "# may churn@2 replace production? (CI would gate on the exit code)"
+set +e
+show model gate churn@2 --against churn@production --metric accuracy --max-regression 0.01 --signature-compatible
+echo "exit code $? (0: pass, 6: fail)"
+set -e
+show model card churn@2 --out MODEL_CARD.md
+show model export churn@production --format triton triton-repository
+
 heading "Errors are clear and scripts get exit codes and JSON"
 set +e
 (cd / && "$mlops" db status); echo "exit code $? (3: no home here)"
 "$mlops" --json bogus; echo "exit code $? (2: usage)"
 set -e
 
-printf '\n== Still to come (planned nouns, see README): register the two models, serve the first,\n'
-printf '   canary-promote the second.\n'
+printf '\n== Still to come (planned nouns, see README): serve churn@production on the worker,\n'
+printf '   canary-promote churn@2.\n'
 printf '\nmain job done; the project is in %s\n' "$project"

@@ -549,7 +549,7 @@ GateReport Registry::gate(const ModelRef& candidate_ref, const ModelRef& baselin
     double needed = request.min_delta ? *request.min_delta : request.max_regression ? -*request.max_regression : 0.0;
     bool passed = improvement >= needed - 1e-12 * std::max(1.0, std::abs(needed));
     report.passed = report.passed && passed;
-    report.lines.push_back(fmt::format("{} {}: {} = {} against {} = {} ({}, improvement {:+} needs >= {:+}): {}",
+    report.lines.push_back(fmt::format("{} {}: {} = {:.6g} against {} = {:.6g} ({}, improvement {:+.6g} needs >= {:+.6g}): {}",
                                        passed ? "PASS" : "FAIL", request.metric, candidate.ref(), ours, baseline.ref(), theirs,
                                        request.higher_is_better ? "higher is better" : "lower is better", improvement, needed,
                                        passed ? "ok" : "not enough"));
