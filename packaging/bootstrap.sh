@@ -21,8 +21,9 @@ BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libcli11-dev libcurl4-openssl-d
   libonnx-dev libprotobuf-dev protobuf-compiler)
 # What the tests use as oracles and tools: pytest and jsonschema for the CLI suite, hyperfine and
 # sqlite3 for the start-up benchmark, zsh and fish to check completions, dpkg-dev for the .deb,
-# git for the repositories that dataset lineage is checked against.
-TEST_PACKAGES=(python3-pytest python3-jsonschema hyperfine sqlite3 zsh fish dpkg-dev file util-linux git)
+# git for the repositories that lineage is checked against, numpy and onnx to make ONNX fixtures.
+TEST_PACKAGES=(python3-pytest python3-jsonschema hyperfine sqlite3 zsh fish dpkg-dev file util-linux git
+  python3-numpy python3-onnx)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
