@@ -66,8 +66,14 @@ nlohmann::json inspect_onnx(const std::filesystem::path& path)
   if (!in) {
     throw Error(ExitCode::not_found, fmt::format("cannot read {}", path));
   }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return inspect_onnx_bytes(bytes, fmt::format("{}", path));
+}
+
+nlohmann::json inspect_onnx_bytes(const std::string& bytes, const std::string& path)
+{
   onnx::ModelProto model;
-  if (!model.ParseFromIstream(&in)) {
+  if (!model.ParseFromString(bytes)) {
     throw Error(ExitCode::integrity, fmt::format("{} is not an ONNX model (it does not parse as one; truncated?)", path));
   }
   if (!model.has_graph()) {

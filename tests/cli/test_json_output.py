@@ -15,7 +15,9 @@ SCHEMAS = ["error", "init", "db-check", "db-migrate", "db-status", "version", "c
            "data-add", "data-ls", "data-log", "data-show", "data-tag", "data-diff", "data-status", "data-checkout", "data-rm",
            "exp-create", "exp-ls", "exp-show", "exp-rm",
            "run-start", "run-end", "run-log", "run-exec", "run-ls", "run-show", "run-compare", "run-metrics", "run-rm",
-           "run-artifact-add", "run-artifact-get"]
+           "run-artifact-add", "run-artifact-get",
+           "model-register", "model-ls", "model-show", "model-versions", "model-download", "model-alias-set", "model-alias-rm",
+           "model-alias-history", "model-tag", "model-archive", "model-restore", "model-rm", "model-lineage", "model-gate"]
 
 
 def ok_document(result, schema):
@@ -742,3 +744,104 @@ def test_run_schemas_reject_what_the_commands_never_print(mlops, home):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(dict(shown, command=None, exit_code=0, end_time=1, status="finished"), load_schema("run-exec"),
                             cls=Draft202012Validator)
+
+
+# Model registry ----------------------------------------------------------------------------------
+
+
+def test_model_json_every_verb(mlops, home, tmp_path):
+    from test_model import onnx_model
+
+    p = home.project
+    run_id = mlops("run", "start", "--exp", "e", "--param", "lr=0.1", cwd=p).stdout.strip()
+    assert mlops("run", "log", run_id, "--metric", "acc=0.75", cwd=p).returncode == 0
+    onnx_model(p / "out" / "model.onnx")
+    assert mlops("run", "artifact", "add", run_id, "out/model.onnx", cwd=p).returncode == 0
+    (p / "data").mkdir()
+    (p / "data" / "a.csv").write_text("1,2\n")
+    assert mlops("data", "add", "ds", "data", cwd=p).returncode == 0
+    assert ok_document(mlops("--json", "model", "ls", cwd=p), "model-ls") == {"models": []}
+
+    first = ok_document(mlops("--json", "model", "register", "churn", "--run", run_id, "--path", "model.onnx",
+                              "--dataset", "ds@1", "--tag", "k=v", cwd=p), "model-register")
+    assert first["created"] is True and first["signature"]["inputs"][0]["shape"] == ["batch", 2]
+    (p / "notes.txt").write_text("not a model\n")
+    unknown = ok_document(mlops("--json", "model", "register", "churn", "notes.txt", cwd=p), "model-register")
+    assert unknown["format"] == "unknown" and unknown["signature"] is None
+    again = ok_document(mlops("--json", "model", "register", "churn", "out/model.onnx", cwd=p), "model-register")
+    assert again["same_as"] == 1
+    deduped = ok_document(mlops("--json", "model", "register", "churn", "out/model.onnx", "--dedupe", cwd=p), "model-register")
+    assert deduped["created"] is False
+
+    listed = ok_document(mlops("--json", "model", "ls", cwd=p), "model-ls")
+    assert [m["latest"]["version"] for m in listed["models"]] == [3]
+    assert ok_document(mlops("--json", "model", "show", "churn@1", cwd=p), "model-show")["run_id"] == run_id
+    alias = ok_document(mlops("--json", "model", "alias", "set", "churn", "production", "1", cwd=p), "model-alias-set")
+    assert alias == {"model": "churn", "alias": "production", "version": 1, "changed": True, "previous": None}
+    moved = ok_document(mlops("--json", "model", "alias", "set", "churn", "production", "3", cwd=p), "model-alias-set")
+    assert (moved["changed"], moved["previous"]) == (True, 1)
+    assert ok_document(mlops("--json", "model", "show", "churn@production", cwd=p), "model-show")["aliases"] == ["production"]
+    removed_alias = ok_document(mlops("--json", "model", "alias", "rm", "churn", "production", cwd=p), "model-alias-rm")
+    assert removed_alias == {"model": "churn", "alias": "production", "version": 3}
+    history = ok_document(mlops("--json", "model", "alias", "history", "churn", cwd=p), "model-alias-history")
+    assert [(m["from"], m["to"]) for m in history["moves"]] == [(None, 1), (1, 3), (3, None)]
+    tagged = ok_document(mlops("--json", "model", "tag", "churn@2", "stage=qa", cwd=p), "model-tag")
+    assert tagged["tags"] == {"stage": "qa"}
+    archived = ok_document(mlops("--json", "model", "archive", "churn@2", cwd=p), "model-archive")
+    assert archived["changed"] is True and archived["archived_at"] is not None
+    restored = ok_document(mlops("--json", "model", "restore", "churn@2", cwd=p), "model-restore")
+    assert restored["changed"] is True and restored["archived_at"] is None
+    out = tmp_path / "downloaded.onnx"
+    downloaded = ok_document(mlops("--json", "model", "download", "churn@1", str(out), cwd=p), "model-download")
+    assert downloaded == {"ref": "churn@1", "digest": first["digest"], "out": str(out)}
+    lineage = ok_document(mlops("--json", "model", "lineage", "churn@1", cwd=p), "model-lineage")
+    assert lineage["run"]["params"] == {"lr": "0.1"} and lineage["datasets"][0]["removed"] is False
+    assert ok_document(mlops("--json", "model", "lineage", "churn@2", cwd=p), "model-lineage")["run"] is None
+    signature = ok_document(mlops("--json", "model", "gate", "churn@3", "--against", "churn@1", "--signature-compatible", cwd=p),
+                            "model-gate")
+    assert signature["passed"] is True and "metric" not in signature
+    removed = ok_document(mlops("--json", "model", "rm", "churn@2", cwd=p), "model-rm")
+    assert removed["deleted_at"] is not None
+    every = ok_document(mlops("--json", "model", "versions", "churn", "--all", cwd=p), "model-versions")
+    assert [v["version"] for v in every["versions"]] == [3, 2, 1] and every["model"] == "churn"
+
+    # The gate's document on failure: exit 6, the report on stdout, the error line on stderr.
+    run2 = mlops("run", "start", "--exp", "e", cwd=p).stdout.strip()
+    assert mlops("run", "log", run2, "--metric", "acc=0.5", cwd=p).returncode == 0
+    assert mlops("run", "artifact", "add", run2, "out/model.onnx", cwd=p).returncode == 0
+    ok_document(mlops("--json", "model", "register", "churn", "--run", run2, "--path", "model.onnx", cwd=p), "model-register")
+    code, stdout, stderr = mlops("--json", "model", "gate", "churn@4", "--against", "churn@1", "--metric", "acc",
+                                 "--signature-compatible", cwd=p)
+    assert code == 6 and stderr.startswith("mlops: error: ")
+    gate = validate_document(parse_one_document(stdout), "model-gate")
+    assert gate["passed"] is False and gate["metric"]["passed"] is False and gate["signature"]["compatible"] is True
+
+
+@pytest.mark.parametrize("args, exit_code, code_name", [
+    (["model", "show", "nobody@1"], 3, "not_found"),
+    (["model", "register", "churn", "missing.onnx"], 3, "not_found"),
+    (["model", "alias", "set", "churn", "latest", "1"], 2, "usage"),
+    (["model", "show", "churn@0"], 2, "usage"),
+])
+def test_model_error_json(mlops, home, args, exit_code, code_name):
+    error_document(mlops("--json", *args, cwd=home.project), exit_code, code_name)
+
+
+def test_model_error_json_for_a_bad_onnx_file(mlops, home):
+    (home.project / "bad.onnx").write_bytes(b"not a model")
+    error_document(mlops("--json", "model", "register", "churn", "bad.onnx", cwd=home.project), 5, "integrity")
+
+
+def test_model_schemas_reject_what_the_commands_never_print(mlops, home):
+    (home.project / "w.bin").write_bytes(b"weights")
+    document = ok_document(mlops("--json", "model", "register", "m", "w.bin", cwd=home.project), "model-register")
+    for broken in (dict(document, surprise=1), {k: v for k, v in document.items() if k != "same_as"},
+                   dict(document, format="pickle"), dict(document, version=0), dict(document, ref="m@latest")):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, load_schema("model-register"), cls=Draft202012Validator)
+    move = {"model": "m", "alias": "v2", "version": 1, "changed": True, "previous": None}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(move, load_schema("model-alias-set"), cls=Draft202012Validator)
+    gate = {"candidate": "m@2", "baseline": "m@1", "passed": True}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(gate, load_schema("model-gate"), cls=Draft202012Validator)

@@ -15,4 +15,7 @@ namespace mlops::worker {
 // Throws Error(integrity) naming the problem when the file is not a valid ONNX model.
 nlohmann::json inspect_onnx(const std::filesystem::path& path);
 
+// The same for a model's bytes; `name` is what messages call it.
+nlohmann::json inspect_onnx_bytes(const std::string& bytes, const std::string& name);
+
 } // namespace mlops::worker
