@@ -189,3 +189,20 @@ def test_parallel_run_log_files_into_one_run_lose_no_point(tmp_path):
     assert document["metrics"] == {"loss": {"step": last, "timestamp": last, "value": last / 1000}}
     assert document["params"] == {"seed": "42"}
     assert document["tags"]["writer"] in {f"job{i}" for i in range(PROCESSES)}
+
+
+def test_parallel_model_registrations_get_distinct_versions(tmp_path):
+    """16 CI jobs register 16 different files as one model at once: versions 1..16, each its file."""
+    home = make_home(tmp_path / "project").project
+    for i in range(PROCESSES):
+        (home / f"weights-{i}.bin").write_bytes(f"weights of job {i}\n".encode())
+    results = run_at_once([["--json", "model", "register", "m", f"weights-{i}.bin"] for i in range(PROCESSES)], cwd=home)
+    assert_never_locked(results)
+    versions = {}
+    for args, code, out, err in results:
+        assert code == 0, err
+        versions[json.loads(out)["version"]] = args[-1]
+    assert sorted(versions) == list(range(1, PROCESSES + 1))
+    listed = subprocess.run([str(BIN), "--json", "model", "versions", "m"], cwd=home, env=clean_env(),
+                            capture_output=True, text=True, check=True)
+    assert {v["version"]: v["file_name"] for v in json.loads(listed.stdout)["versions"]} == versions

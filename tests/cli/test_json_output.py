@@ -17,7 +17,8 @@ SCHEMAS = ["error", "init", "db-check", "db-migrate", "db-status", "version", "c
            "run-start", "run-end", "run-log", "run-exec", "run-ls", "run-show", "run-compare", "run-metrics", "run-rm",
            "run-artifact-add", "run-artifact-get",
            "model-register", "model-ls", "model-show", "model-versions", "model-download", "model-alias-set", "model-alias-rm",
-           "model-alias-history", "model-tag", "model-archive", "model-restore", "model-rm", "model-lineage", "model-gate"]
+           "model-alias-history", "model-tag", "model-archive", "model-restore", "model-rm", "model-lineage", "model-gate",
+           "model-card", "model-export"]
 
 
 def ok_document(result, schema):

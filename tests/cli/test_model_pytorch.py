@@ -59,3 +59,33 @@ def test_a_different_architecture_is_not_signature_compatible(home):
     assert "output probabilities is gone" in gate.stdout
     same = run_mlops("model", "gate", "scorer@1", "--against", "scorer@1", "--signature-compatible", cwd=home.project)
     assert same.returncode == 0 and "PASS signature" in same.stdout
+
+
+def test_model_card_is_built_from_the_registry(home, tmp_path):
+    import json
+    from conftest import parse_one_document, validate_document
+    ok(run_mlops("model", "register", "scorer", str(FIXTURES / "mlp.onnx"), "--description", "Scores accounts.",
+                 "--tag", "intended_use=ranking accounts at risk", "--tag", "limitations=synthetic data only",
+                 cwd=home.project))
+    card = ok(run_mlops("model", "card", "scorer@1", cwd=home.project))
+    assert card.startswith("# scorer (version 1)\n\nScores accounts.\n")
+    assert "## Intended use\n\nranking accounts at risk\n" in card
+    assert "## Limitations\n\nsynthetic data only\n" in card
+    assert "| input | `features` | float32 | [batch, 4] |" in card
+    assert "| output | `probabilities` | float32 | [batch, 3] |" in card
+    assert "*Registered without a run: no metrics.*" in card
+    assert "*Not recorded: register with `--dataset NAME@REF`.*" in card
+
+    out = tmp_path / "CARD.md"
+    result = run_mlops("--json", "model", "card", "scorer", "--out", str(out), cwd=home.project)
+    document = validate_document(parse_one_document(ok(result)), "model-card")
+    assert document["ref"] == "scorer@1" and document["out"] == str(out)
+    assert out.read_text() == document["markdown"] == card
+
+    exported = validate_document(parse_one_document(ok(run_mlops("--json", "model", "export", "scorer@1", "--format", "triton",
+                                                                 str(tmp_path / "repo"), cwd=home.project))), "model-export")
+    assert exported["config"] == str(tmp_path / "repo" / "scorer" / "config.pbtxt")
+    unknown = run_mlops("model", "export", "scorer@1", "--format", "torchserve", str(tmp_path / "other"), cwd=home.project)
+    assert unknown.returncode == 2 and "triton" in unknown.stderr
+    missing = run_mlops("model", "card", "scorer@7", cwd=home.project)
+    assert missing.returncode == 3
