@@ -20,11 +20,6 @@ constexpr const char* version_columns =
   "dataset, version, tree, files, size, message, path, git_commit, git_branch, git_dirty, git_path, "
   "git_remote, created_at, deleted_at";
 
-std::optional<std::string> optional_text(const store::Statement& row, int column)
-{
-  return row.column_is_null(column) ? std::nullopt : std::optional(row.column_text(column));
-}
-
 DatasetVersion read_version(const store::Statement& row)
 {
   DatasetVersion version;
@@ -37,15 +32,15 @@ DatasetVersion read_version(const store::Statement& row)
   version.path = row.column_text(6);
   if (!row.column_is_null(10)) {  // git_path: set whenever there was a repository
     GitState git;
-    git.commit = optional_text(row, 7);
-    git.branch = optional_text(row, 8);
+    git.commit = row.column_optional_text(7);
+    git.branch = row.column_optional_text(8);
     git.dirty = row.column_int64(9) != 0;
     git.path = row.column_text(10);
-    git.remote = optional_text(row, 11);
+    git.remote = row.column_optional_text(11);
     version.git = std::move(git);
   }
   version.created_at = row.column_text(12);
-  version.deleted_at = optional_text(row, 13);
+  version.deleted_at = row.column_optional_text(13);
   return version;
 }
 

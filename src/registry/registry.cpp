@@ -30,16 +30,6 @@ bool word_char(char c)
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
 }
 
-std::optional<std::string> optional_text(const store::Statement& row, int column)
-{
-  return row.column_is_null(column) ? std::nullopt : std::optional(row.column_text(column));
-}
-
-std::optional<std::int64_t> optional_int(const store::Statement& row, int column)
-{
-  return row.column_is_null(column) ? std::nullopt : std::optional(row.column_int64(column));
-}
-
 // `mlops-worker inspect FILE`: the signature, or nullopt when the file is not ONNX. A file named
 // *.onnx must be ONNX: then the worker's complaint is the error.
 std::optional<nlohmann::json> inspect(const fs::path& worker, const fs::path& file, const std::string& name)
@@ -144,20 +134,20 @@ ModelVersion Registry::read_version(const std::string& name, std::int64_t number
   version.size = row.column_int64(1);
   version.file_name = row.column_text(2);
   version.format = row.column_text(3);
-  if (auto signature = optional_text(row, 4)) {
+  if (auto signature = row.column_optional_text(4)) {
     version.signature = nlohmann::json::parse(*signature);
   }
   version.description = row.column_text(5);
-  version.run_id = optional_text(row, 6);
-  version.git_commit = optional_text(row, 7);
-  version.git_branch = optional_text(row, 8);
-  if (auto dirty = optional_int(row, 9)) {
+  version.run_id = row.column_optional_text(6);
+  version.git_commit = row.column_optional_text(7);
+  version.git_branch = row.column_optional_text(8);
+  if (auto dirty = row.column_optional_int64(9)) {
     version.git_dirty = *dirty != 0;
   }
-  version.same_as = optional_int(row, 10);
+  version.same_as = row.column_optional_int64(10);
   version.created_at = row.column_text(11);
-  version.archived_at = optional_text(row, 12);
-  version.deleted_at = optional_text(row, 13);
+  version.archived_at = row.column_optional_text(12);
+  version.deleted_at = row.column_optional_text(13);
   auto datasets = m_db.prepare("SELECT dataset, dataset_version FROM model_version_datasets WHERE model = ? AND version = ? ORDER BY dataset");
   for (datasets.bind_all(name, number); datasets.step();) {
     version.datasets.push_back({datasets.column_text(0), datasets.column_int64(1)});
@@ -405,7 +395,7 @@ std::vector<AliasMove> Registry::alias_history(const std::string& name)
   std::vector<AliasMove> moves;
   auto rows = m_db.prepare("SELECT alias, from_version, to_version, at, command FROM model_alias_history WHERE model = ? ORDER BY id");
   for (rows.bind(1, name); rows.step();) {
-    moves.push_back({rows.column_text(0), optional_int(rows, 1), optional_int(rows, 2), rows.column_text(3), rows.column_text(4)});
+    moves.push_back({rows.column_text(0), rows.column_optional_int64(1), rows.column_optional_int64(2), rows.column_text(3), rows.column_text(4)});
   }
   return moves;
 }

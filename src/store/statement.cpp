@@ -126,4 +126,14 @@ std::span<const std::uint8_t> Statement::column_blob(int column) const
   return {data, data ? static_cast<size_t>(sqlite3_column_bytes(m_stmt, column)) : 0};
 }
 
+std::optional<std::string> Statement::column_optional_text(int column) const
+{
+  return column_is_null(column) ? std::nullopt : std::optional(column_text(column));
+}
+
+std::optional<std::int64_t> Statement::column_optional_int64(int column) const
+{
+  return column_is_null(column) ? std::nullopt : std::optional(column_int64(column));
+}
+
 } // namespace mlops::store

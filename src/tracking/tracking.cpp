@@ -35,16 +35,6 @@ std::string new_run_id()
   return id;
 }
 
-std::optional<std::string> optional_text(const store::Statement& row, int column)
-{
-  return row.column_is_null(column) ? std::nullopt : std::optional(row.column_text(column));
-}
-
-std::optional<std::int64_t> optional_int(const store::Statement& row, int column)
-{
-  return row.column_is_null(column) ? std::nullopt : std::optional(row.column_int64(column));
-}
-
 constexpr const char* run_columns =
   "r.id, r.experiment_id, e.name, r.name, r.status, r.parent_id, r.start_time, r.end_time, r.command, r.host, "
   "r.exit_code, r.git_commit, r.git_branch, r.git_dirty, r.git_path, r.git_remote, r.deleted_at";
@@ -57,22 +47,22 @@ Run read_run_row(const store::Statement& row)
   run.experiment = row.column_text(2);
   run.name = row.column_text(3);
   run.status = row.column_text(4);
-  run.parent_id = optional_text(row, 5);
+  run.parent_id = row.column_optional_text(5);
   run.start_time = row.column_int64(6);
-  run.end_time = optional_int(row, 7);
-  run.command = optional_text(row, 8);
-  run.host = optional_text(row, 9);
-  run.exit_code = optional_int(row, 10);
+  run.end_time = row.column_optional_int64(7);
+  run.command = row.column_optional_text(8);
+  run.host = row.column_optional_text(9);
+  run.exit_code = row.column_optional_int64(10);
   if (!row.column_is_null(14)) {
     GitState git;
-    git.commit = optional_text(row, 11);
-    git.branch = optional_text(row, 12);
+    git.commit = row.column_optional_text(11);
+    git.branch = row.column_optional_text(12);
     git.dirty = row.column_int64(13) != 0;
     git.path = row.column_text(14);
-    git.remote = optional_text(row, 15);
+    git.remote = row.column_optional_text(15);
     run.git = std::move(git);
   }
-  run.deleted_at = optional_text(row, 16);
+  run.deleted_at = row.column_optional_text(16);
   return run;
 }
 
@@ -177,7 +167,7 @@ std::vector<Experiment> Tracking::experiments(bool include_deleted)
                                        "WHERE r.experiment_id = e.id AND r.deleted_at IS NULL) FROM experiments e") +
                            (include_deleted ? "" : " WHERE e.deleted_at IS NULL") + " ORDER BY e.name");
   while (rows.step()) {
-    list.push_back({rows.column_int64(0), rows.column_text(1), rows.column_text(2), optional_text(rows, 3), rows.column_int64(4)});
+    list.push_back({rows.column_int64(0), rows.column_text(1), rows.column_text(2), rows.column_optional_text(3), rows.column_int64(4)});
   }
   return list;
 }
@@ -189,7 +179,7 @@ Experiment Tracking::experiment(const std::string& name)
   if (!row.bind(1, name).step()) {
     throw Error(ExitCode::not_found, fmt::format("no experiment named \"{}\"; `mlops exp ls` lists them", name));
   }
-  return {row.column_int64(0), row.column_text(1), row.column_text(2), optional_text(row, 3), row.column_int64(4)};
+  return {row.column_int64(0), row.column_text(1), row.column_text(2), row.column_optional_text(3), row.column_int64(4)};
 }
 
 Experiment Tracking::remove_experiment(const std::string& name)

@@ -31,6 +31,21 @@ void forward(int signo, siginfo_t* info, void*)
   }
 }
 
+// In a forked child: runs `argv`, or writes errno to `status_fd` (close-on-exec, so the parent
+// reads nothing when the exec worked) and exits 127.
+[[noreturn]] void exec_or_report(const std::vector<std::string>& argv, int status_fd)
+{
+  std::vector<char*> args;
+  for (const auto& arg : argv) {
+    args.push_back(const_cast<char*>(arg.c_str()));
+  }
+  args.push_back(nullptr);
+  ::execvp(args[0], args.data());
+  int error = errno;
+  [[maybe_unused]] auto written = ::write(status_fd, &error, sizeof error);
+  ::_exit(127);
+}
+
 void set_handler(int signo, void (*action)(int, siginfo_t*, void*))
 {
   struct sigaction handler = {};
@@ -64,15 +79,7 @@ ChildExit run_child(const std::vector<std::string>& argv, const std::vector<std:
     for (const auto& [name, value] : environment) {
       ::setenv(name.c_str(), value.c_str(), 1);
     }
-    std::vector<char*> args;
-    for (const auto& arg : argv) {
-      args.push_back(const_cast<char*>(arg.c_str()));
-    }
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    int error = errno;
-    [[maybe_unused]] auto written = ::write(status_pipe[1], &error, sizeof error);
-    ::_exit(127);
+    exec_or_report(argv, status_pipe[1]);
   }
   ::close(status_pipe[1]);
   if (child < 0) {
@@ -122,15 +129,7 @@ CapturedRun run_capturing(const std::vector<std::string>& argv)
   if (child == 0) {
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(err_pipe[1], STDERR_FILENO);
-    std::vector<char*> args;
-    for (const auto& arg : argv) {
-      args.push_back(const_cast<char*>(arg.c_str()));
-    }
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    int error = errno;
-    [[maybe_unused]] auto written = ::write(status_pipe[1], &error, sizeof error);
-    ::_exit(127);
+    exec_or_report(argv, status_pipe[1]);
   }
   for (int fd : {out_pipe[1], err_pipe[1], status_pipe[1]}) {
     ::close(fd);

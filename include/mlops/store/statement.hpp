@@ -56,6 +56,9 @@ public:
   std::int64_t column_int64(int column) const;
   double column_double(int column) const;
   std::string column_text(int column) const;
+  // nullopt for SQL NULL.
+  std::optional<std::string> column_optional_text(int column) const;
+  std::optional<std::int64_t> column_optional_int64(int column) const;
   // Valid until the next step() or the end of the statement.
   std::span<const std::uint8_t> column_blob(int column) const;
 
