@@ -1155,28 +1155,28 @@ def test_errors_with_json_are_one_document_with_the_exit_code(tracked):
 
 
 def test_a_logger_killed_in_the_middle_of_a_large_file_loses_only_that_file(tracked, tmp_path):
-    """kill -9 while `run log --file` writes 400,000 points: the database is intact, the file's
-    points are all absent (one transaction), what was logged before is kept, and logging works."""
+    """kill -9 while `run log --file` writes 400,000 points: the database is intact and holds all
+    of the file's points or none (one transaction), what was logged before is kept, and logging
+    works. Some kill must land before the commit, so the delays shrink until one does."""
     home, run_id = tracked
     log(home, run_id, "--metric", "before=1", "--step", "1")
     big = tmp_path / "big.jsonl"
     big.write_text("".join(json.dumps({"key": "loss", "value": i / 7, "step": i}) + "\n" for i in range(400_000)))
-    killed_while_writing = False
-    for delay in (0.6, 0.3, 0.9, 0.15, 1.2):
+    lost_everything = False
+    for delay in (0.6, 0.4, 0.25, 0.15, 0.08, 0.9, 1.2):
         process = subprocess.Popen([str(BIN), "run", "log", run_id, "--file", str(big)], cwd=home.project,
                                    env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(delay)
-        if process.poll() is None:
-            process.kill()
-            killed_while_writing = True
+        process.kill()
         process.communicate(timeout=60)
-        if killed_while_writing:
+        assert document(home, "db", "check", schema="db-check")["healthy"] is True
+        rows = count(home, "run_metrics")
+        assert rows in (1, 400_001), f"a killed file log left {rows - 1} of its 400,000 points"
+        if rows == 1 and process.returncode == -signal.SIGKILL:
+            lost_everything = True
             break
-        execute(home, "DELETE FROM run_metrics WHERE key = 'loss'")  # it finished first: try again
-    assert killed_while_writing, "run log finished before every kill"
-    check = document(home, "db", "check", schema="db-check")
-    assert check["healthy"] is True, check
-    assert count(home, "run_metrics") == 1, "a killed file log must leave none of its points"
+        execute(home, "DELETE FROM run_metrics WHERE key = 'loss'")  # it committed first: try again, sooner
+    assert lost_everything, "no kill landed before the commit"
     assert history(home, run_id, "before")[0][2] == 1
     log(home, run_id, "--metric", "after=2")
-    assert set(latest(home, run_id)) == {"before", "after"}
+    assert set(latest(home, run_id)) >= {"before", "after"}
