@@ -2,6 +2,7 @@
 
 #include "mlops/core/error.hpp"
 #include "mlops/store/database.hpp"
+#include "mlops/store/git_columns.hpp"
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
 #include "mlops/util/time.hpp"
@@ -30,15 +31,7 @@ DatasetVersion read_version(const store::Statement& row)
   version.size = row.column_int64(4);
   version.message = row.column_text(5);
   version.path = row.column_text(6);
-  if (!row.column_is_null(10)) {  // git_path: set whenever there was a repository
-    GitState git;
-    git.commit = row.column_optional_text(7);
-    git.branch = row.column_optional_text(8);
-    git.dirty = row.column_int64(9) != 0;
-    git.path = row.column_text(10);
-    git.remote = row.column_optional_text(11);
-    version.git = std::move(git);
-  }
+  version.git = store::read_git_columns(row, 7);
   version.created_at = row.column_text(12);
   version.deleted_at = row.column_optional_text(13);
   return version;
@@ -178,12 +171,9 @@ AddOutcome Datasets::add(const AddRequest& request)
     version.path = recorded_path;
     version.git = git;
     version.created_at = now;
-    m_db.prepare(fmt::format("INSERT INTO dataset_versions ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)", version_columns))
-      .bind_all(version.dataset, version.version, version.tree.hex(), version.files, version.size, version.message,
-                version.path, git ? git->commit : std::nullopt, git ? git->branch : std::nullopt,
-                git ? std::optional<std::int64_t>(git->dirty) : std::nullopt,
-                git ? std::optional(git->path) : std::nullopt, git ? git->remote : std::nullopt, version.created_at)
-      .run();
+    auto insert = m_db.prepare(fmt::format("INSERT INTO dataset_versions ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)", version_columns));
+    insert.bind_all(version.dataset, version.version, version.tree.hex(), version.files, version.size, version.message, version.path);
+    store::bind_git_columns(insert, 8, git).bind(8 + store::git_column_count, version.created_at).run();
     m_db.prepare("INSERT INTO object_refs (digest, kind, owner, created_at) VALUES (?, 'dataset', ?, ?)")
       .bind_all(version.tree.hex(), pin_owner(version), now)
       .run();

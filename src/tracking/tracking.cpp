@@ -3,6 +3,7 @@
 #include "mlops/core/error.hpp"
 #include "mlops/objects/object_store.hpp"
 #include "mlops/store/database.hpp"
+#include "mlops/store/git_columns.hpp"
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
 #include "mlops/tracking/run_filter.hpp"
@@ -53,15 +54,7 @@ Run read_run_row(const store::Statement& row)
   run.command = row.column_optional_text(8);
   run.host = row.column_optional_text(9);
   run.exit_code = row.column_optional_int64(10);
-  if (!row.column_is_null(14)) {
-    GitState git;
-    git.commit = row.column_optional_text(11);
-    git.branch = row.column_optional_text(12);
-    git.dirty = row.column_int64(13) != 0;
-    git.path = row.column_text(14);
-    git.remote = row.column_optional_text(15);
-    run.git = std::move(git);
-  }
+  run.git = store::read_git_columns(row, 11);
   run.deleted_at = row.column_optional_text(16);
   return run;
 }
@@ -252,14 +245,12 @@ Run Tracking::start(const StartRequest& request)
     }
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
-    const auto& git = request.git;
-    m_db.prepare("INSERT INTO runs (id, experiment_id, name, status, parent_id, start_time, command, host, git_commit, "
-                 "git_branch, git_dirty, git_path, git_remote) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-      .bind_all(id, experiment_id, request.name.empty() ? "run-" + id.substr(0, 8) : request.name, request.parent,
-                now_ms(), request.command, std::string(host), git ? git->commit : std::nullopt,
-                git ? git->branch : std::nullopt, git ? std::optional<std::int64_t>(git->dirty) : std::nullopt,
-                git ? std::optional(git->path) : std::nullopt, git ? git->remote : std::nullopt)
-      .run();
+    auto insert = m_db.prepare("INSERT INTO runs (id, experiment_id, name, status, parent_id, start_time, command, host, "
+                               "git_commit, git_branch, git_dirty, git_path, git_remote) "
+                               "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    insert.bind_all(id, experiment_id, request.name.empty() ? "run-" + id.substr(0, 8) : request.name, request.parent,
+                    now_ms(), request.command, std::string(host));
+    store::bind_git_columns(insert, 8, request.git).run();
     log_in_transaction(id, request.initial);
   });
   return run(id);
