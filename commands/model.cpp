@@ -1,6 +1,7 @@
 // mlops model register | ls | show | versions | download | alias | tag | archive | restore | rm |
 // lineage | gate
 #include "context.hpp"
+#include "key_value.hpp"
 #include "nouns.hpp"
 
 #include "mlops/objects/object_store.hpp"
@@ -61,12 +62,6 @@ fs::path worker_path()
   return error ? fs::path("mlops-worker") : self.parent_path() / "mlops-worker";
 }
 
-// The command line, for the alias history ("what moved it").
-std::string command_line(const Context& context)
-{
-  return context.command_line;
-}
-
 nlohmann::json version_json(const ModelVersion& version)
 {
   auto optional = [](const auto& value) { return value ? nlohmann::json(*value) : nlohmann::json(nullptr); };
@@ -96,18 +91,6 @@ nlohmann::json version_json(const ModelVersion& version)
           {"deleted_at", optional(version.deleted_at)}};
 }
 
-std::string shape_text(const nlohmann::json& shape)
-{
-  if (!shape.is_array()) {
-    return "[?]";
-  }
-  std::vector<std::string> dims;
-  for (const auto& dim : shape) {
-    dims.push_back(dim.is_number() ? std::to_string(dim.get<std::int64_t>()) : dim.is_string() ? dim.get<std::string>() : "?");
-  }
-  return fmt::format("[{}]", fmt::join(dims, ", "));
-}
-
 Fields version_fields(const ModelVersion& version)
 {
   Fields fields;
@@ -121,10 +104,10 @@ Fields version_fields(const ModelVersion& version)
   }
   if (version.signature) {
     for (const auto& input : (*version.signature)["inputs"]) {
-      fields.add("input", fmt::format("{} {} {}", input["name"].get<std::string>(), input["type"].get<std::string>(), shape_text(input["shape"])));
+      fields.add("input", fmt::format("{} {} {}", input["name"].get<std::string>(), input["type"].get<std::string>(), shape_text(input["shape"], "[?]")));
     }
     for (const auto& output : (*version.signature)["outputs"]) {
-      fields.add("output", fmt::format("{} {} {}", output["name"].get<std::string>(), output["type"].get<std::string>(), shape_text(output["shape"])));
+      fields.add("output", fmt::format("{} {} {}", output["name"].get<std::string>(), output["type"].get<std::string>(), shape_text(output["shape"], "[?]")));
     }
     for (const auto& opset : (*version.signature)["opsets"]) {
       fields.add("opset", fmt::format("{} {}", opset["domain"].get<std::string>().empty() ? "ai.onnx" : opset["domain"].get<std::string>(),
@@ -153,15 +136,6 @@ Fields version_fields(const ModelVersion& version)
   return fields;
 }
 
-std::pair<std::string, std::string> split_tag(const std::string& text)
-{
-  auto equals = text.find('=');
-  if (equals == std::string::npos || equals == 0) {
-    throw Error(ExitCode::usage, fmt::format("tag \"{}\" is not KEY=VALUE", text));
-  }
-  return {text.substr(0, equals), text.substr(equals + 1)};
-}
-
 void run_register(Context& context, const ModelOptions& options)
 {
   RegisterRequest request;
@@ -181,7 +155,7 @@ void run_register(Context& context, const ModelOptions& options)
   request.datasets = options.datasets;
   request.description = options.description;
   for (const auto& text : options.tags) {
-    request.tags.push_back(split_tag(text));
+    request.tags.push_back(split_key_value(text, "tag"));
   }
   request.dedupe = options.dedupe;
   request.worker = worker_path();
@@ -233,7 +207,7 @@ void run_alias_set(Context& context, const ModelOptions& options)
   validate_alias(options.alias);
   Registry registry(context.home(), context.database());
   bool changed = false;
-  auto previous = registry.set_alias(options.name, options.alias, options.version, command_line(context), changed);
+  auto previous = registry.set_alias(options.name, options.alias, options.version, context.command_line, changed);
   std::string human = !changed   ? fmt::format("{}@{} is already {}@{}, nothing to do\n", options.name, options.alias, options.name, options.version)
                       : previous ? fmt::format("moved {}@{}: {} -> {}\n", options.name, options.alias, *previous, options.version)
                                  : fmt::format("{}@{} -> {}\n", options.name, options.alias, options.version);
@@ -347,7 +321,7 @@ void setup_model(CLI::App& noun, Context& context)
   set->add_option("VERSION", options->version, "Version number")->required();
   auto* rm_alias = add_verb(*alias, context, "rm", "Remove an alias", [&context, options] {
     Registry registry(context.home(), context.database());
-    auto removed = registry.remove_alias(options->name, options->alias, command_line(context));
+    auto removed = registry.remove_alias(options->name, options->alias, context.command_line);
     context.out().result({{"model", options->name}, {"alias", options->alias}, {"version", removed}},
                          fmt::format("removed {}@{} (was {})\n", options->name, options->alias, removed));
   });
@@ -369,7 +343,7 @@ void setup_model(CLI::App& noun, Context& context)
 
   auto* tag = add_verb(noun, context, "tag", "Tag a version (KEY=VALUE)", [&context, options] {
     Registry registry(context.home(), context.database());
-    auto [key, value] = split_tag(options->tag);
+    auto [key, value] = split_key_value(options->tag, "tag");
     auto ref = parse_model_ref(options->ref);
     registry.tag(ref, key, value);
     auto version = registry.resolve(ref);

@@ -1,5 +1,6 @@
 // mlops run start | end | log | exec | ls | show | compare | metrics | rm | restore | artifact
 #include "context.hpp"
+#include "key_value.hpp"
 #include "lineage_json.hpp"
 #include "nouns.hpp"
 
@@ -55,15 +56,6 @@ struct RunOptions
   bool force = false;
 };
 
-std::pair<std::string, std::string> split_pair(const std::string& text, const char* what)
-{
-  auto equals = text.find('=');
-  if (equals == std::string::npos || equals == 0) {
-    throw Error(ExitCode::usage, fmt::format("--{} \"{}\" is not KEY=VALUE", what, text));
-  }
-  return {text.substr(0, equals), text.substr(equals + 1)};
-}
-
 std::optional<double> parse_metric_value(const std::string& key, const std::string& text)
 {
   std::string lowered;
@@ -111,14 +103,14 @@ LogBatch batch_from(const RunOptions& options)
   LogBatch batch;
   std::int64_t timestamp = options.time.value_or(now_ms());
   for (const auto& text : options.metrics) {
-    auto [key, value] = split_pair(text, "metric");
+    auto [key, value] = split_key_value(text, "--metric");
     batch.metrics.push_back({key, parse_metric_value(key, value), options.step.value_or(0), timestamp});
   }
   for (const auto& text : options.params) {
-    batch.params.push_back(split_pair(text, "param"));
+    batch.params.push_back(split_key_value(text, "--param"));
   }
   for (const auto& text : options.tags) {
-    batch.tags.push_back(split_pair(text, "tag"));
+    batch.tags.push_back(split_key_value(text, "--tag"));
   }
   return batch;
 }

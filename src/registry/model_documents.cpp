@@ -13,18 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string shape_text(const nlohmann::json& shape)
-{
-  if (!shape.is_array()) {
-    return "unknown";
-  }
-  std::vector<std::string> dims;
-  for (const auto& dim : shape) {
-    dims.push_back(dim.is_number() ? std::to_string(dim.get<std::int64_t>()) : dim.is_string() ? dim.get<std::string>() : "?");
-  }
-  return fmt::format("[{}]", fmt::join(dims, ", "));
-}
-
 const char* triton_type(const std::string& type)
 {
   static const std::pair<const char*, const char*> types[] = {
@@ -61,6 +49,18 @@ std::string tensors(const char* kind, const nlohmann::json& list)
 }
 
 } // namespace
+
+std::string shape_text(const nlohmann::json& shape, const char* unknown_rank)
+{
+  if (!shape.is_array()) {
+    return unknown_rank;
+  }
+  std::vector<std::string> dims;
+  for (const auto& dim : shape) {
+    dims.push_back(dim.is_number() ? std::to_string(dim.get<std::int64_t>()) : dim.is_string() ? dim.get<std::string>() : "?");
+  }
+  return fmt::format("[{}]", fmt::join(dims, ", "));
+}
 
 std::string triton_config(const ModelVersion& version)
 {
@@ -112,7 +112,7 @@ std::string model_card(Registry& registry, const ModelRef& ref)
     for (const char* kind : {"inputs", "outputs"}) {
       for (const auto& tensor : (*version.signature)[kind]) {
         card += fmt::format("| {} | `{}` | {} | {} |\n", kind[0] == 'i' ? "input" : "output", tensor["name"].get<std::string>(),
-                            tensor["type"].get<std::string>(), shape_text(tensor["shape"]));
+                            tensor["type"].get<std::string>(), shape_text(tensor["shape"], "unknown"));
       }
     }
     card += "\n";

@@ -8,6 +8,10 @@
 
 namespace mlops::registry {
 
+// A tensor's shape as people read it: "[batch, 2]" (symbolic dimensions by name, unnamed ones as
+// "?"), or `unknown_rank` when the model does not say.
+std::string shape_text(const nlohmann::json& shape, const char* unknown_rank);
+
 // A Markdown model card: description, intended use (tag intended_use), signature, metrics of the
 // run, training data lineage, git commit, limitations (tag limitations).
 std::string model_card(Registry& registry, const ModelRef& ref);
