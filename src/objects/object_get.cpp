@@ -52,7 +52,7 @@ void check_object(const fs::path& path, const Digest& digest, int copy_to)
 {
   thread_local std::vector<char> buffer;
   auto fd = open_object(path, digest);
-  if (hash_open_file(fd.get(), path.string(), buffer, copy_to).digest != digest) {
+  if (hash_stream(fd.get(), path.string(), buffer, copy_to).digest != digest) {
     corrupt(digest);
   }
 }

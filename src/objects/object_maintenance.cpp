@@ -5,11 +5,17 @@
 #include "mlops/core/interrupt.hpp"
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
+#include "mlops/util/file_descriptor.hpp"
 #include "mlops/util/parallel.hpp"
 #include "mlops/objects/store_files.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/std.h>
 #include <stdio.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <mutex>
@@ -33,11 +39,17 @@ VerifyReport ObjectStore::verify(const std::vector<StoredObject>& requested, uns
       std::string problem;
       try {
         auto path = object_path(object.digest);
-        auto hashed = hash_file(path.native(), buffer);
+        util::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd.valid()) {
+          throw Error(errno == ENOENT ? ExitCode::not_found : ExitCode::failure,
+                      fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+        }
+        // Not hash_file: a checkout hard-linking this object meanwhile moves its ctime, harmlessly.
+        auto hashed = hash_stream(fd.get(), path.native(), buffer);
         if (hashed.digest != object.digest) {
           problem = fmt::format("corrupt: its content hashes to {}", hashed.digest.hex());
-        } else if (hashed.identity.size != object.size) {
-          problem = fmt::format("corrupt: {} bytes, recorded as {}", hashed.identity.size, object.size);
+        } else if (hashed.size != object.size) {
+          problem = fmt::format("corrupt: {} bytes, recorded as {}", hashed.size, object.size);
         }
         if (!problem.empty()) {
           // Moved aside so that nothing serves it again; adding the original file stores it anew,

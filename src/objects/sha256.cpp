@@ -82,17 +82,12 @@ FileIdentity identity_of(int fd, std::string_view what)
 
 } // namespace
 
-HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buffer, int copy_to,
-                          const FileIdentity* listed)
+HashedStream hash_stream(int fd, std::string_view what, std::vector<char>& buffer, int copy_to, std::int64_t limit)
 {
   buffer.resize(hash_buffer_size);
-  const FileIdentity before = listed ? *listed : identity_of(fd, what);
-  if (before.size > static_cast<std::int64_t>(buffer.size())) {
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  }
   Sha256 hasher;
   std::int64_t total = 0;
-  while (!listed || total < before.size) {
+  while (limit < 0 || total < limit) {
     ssize_t got = ::read(fd, buffer.data(), buffer.size());
     if (got < 0) {
       if (errno == EINTR) {
@@ -110,12 +105,23 @@ HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buff
       write_fully(copy_to, buffer.data(), static_cast<size_t>(got), fmt::format("a copy of {}", what));
     }
   }
+  return HashedStream{hasher.finish(), total};
+}
+
+HashedFile hash_open_file(int fd, std::string_view what, std::vector<char>& buffer, int copy_to,
+                          const FileIdentity* listed)
+{
+  const FileIdentity before = listed ? *listed : identity_of(fd, what);
+  if (before.size > static_cast<std::int64_t>(hash_buffer_size)) {
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
+  Digest digest = hash_stream(fd, what, buffer, copy_to, listed ? before.size : -1).digest;
   const FileIdentity after = identity_of(fd, what);
   if (after != before) {
     throw Error(ExitCode::failure,
                 fmt::format("{} changed while it was being read, retry once nothing writes to it", what));
   }
-  return HashedFile{hasher.finish(), after};
+  return HashedFile{digest, after};
 }
 
 HashedFile hash_file(const std::string& path, std::vector<char>& buffer, const FileIdentity* listed)

@@ -900,6 +900,23 @@ def test_awkward_file_names_round_trip(home, tmp_path):
     assert changes["summary"]["renamed"] == 1 and len(changes["changes"]) == 1
 
 
+def test_hardlink_checkout_of_content_shared_by_executables_and_plain_files(home, tmp_path):
+    # Plain files are hard-linked to their object while, on other threads, executables with the
+    # same content are copied from it: each link moves the object's ctime mid-read. A stored
+    # object is checked by its digest, so that must not read as "changed while it was being read".
+    entries = []
+    for i in range(64):
+        entries.append((f"exec/{i:02}".encode(), "exec", b"one content for all\n"))
+        entries.append((f"plain/{i:02}".encode(), "file", b"one content for all\n"))
+    source = build_tree(home.project / "data", entries)
+    ok(data("add", "ds", "data", cwd=home.project))
+    for attempt in range(3):
+        target = tmp_path / f"out-{attempt}"
+        ok(data("checkout", "ds", target, "--link", "hardlink", "--jobs", "8", cwd=home.project))
+        assert tree_state(target) == tree_state(source)
+    ok(artifact("verify", "--all", cwd=home.project))
+
+
 def test_executable_bits_and_symbolic_links_round_trip(home, tmp_path):
     source = build_tree(home.project / "data", [
         (b"bin/run", "exec", b"#!/bin/sh\necho run\n"),

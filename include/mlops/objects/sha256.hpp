@@ -52,8 +52,19 @@ struct HashedFile
   FileIdentity identity;
 };
 
-// Reads the open file `fd` to its end with large sequential reads into `buffer`, hashing it and,
-// when `copy_to` >= 0, writing the same bytes there. Throws Error(failure) when the file changed
+// Reads the open file `fd` to its end (or `limit` bytes, when >= 0) with large sequential reads
+// into `buffer`, hashing it and, when `copy_to` >= 0, writing the same bytes there. Returns the
+// digest and the byte count. It checks nothing else: right for stored objects, whose digest is
+// the check, and whose ctime moves whenever a checkout hard-links them.
+struct HashedStream
+{
+  Digest digest;
+  std::int64_t size = 0;
+};
+HashedStream hash_stream(int fd, std::string_view what, std::vector<char>& buffer, int copy_to = -1,
+                         std::int64_t limit = -1);
+
+// hash_stream for files outside the store, which may change under us. Throws Error(failure) when the file changed
 // while it was read (its identity before and after differ) or on an I/O error; `what` names the
 // file in messages. `listed` is the identity the caller already has (from a directory listing):
 // it then serves as "before", saving an fstat, and reading stops at its size, saving the read
