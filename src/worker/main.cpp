@@ -1,28 +1,163 @@
-// mlops-worker: the data plane. For now one verb, `inspect`, which the control plane runs at
-// model registration (libonnx lives here, not in `mlops`); serving comes with the runtime.
+// mlops-worker: the data plane. `inspect` describes a model for the registry; `run` answers one
+// inference request from a file; `bench` times a model at a batch size. Serving over HTTP
+// builds on the same runtime.
 #include "mlops/core/error.hpp"
+#include "mlops/runtime/executor.hpp"
+#include "mlops/runtime/model_loader.hpp"
 #include "mlops/worker/model_signature.hpp"
+#include "mlops/worker/tensor_json.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <random>
+
+namespace {
+
+using namespace mlops;
+
+struct Options
+{
+  std::string model;
+  std::string device = "auto";
+  unsigned threads = 0;
+  std::string request = "-";
+  std::int64_t batch = 1;
+  int iterations = 100;
+  int warmup = 10;
+};
+
+runtime::Executor open_model(const Options& options)
+{
+  auto device = runtime::make_device(options.device, runtime::DeviceOptions{options.threads});
+  runtime::LoadOptions load;
+  load.operators = device->operators();
+  return runtime::Executor(runtime::load_model(options.model, load), std::move(device));
+}
+
+nlohmann::json read_request(const std::string& path)
+{
+  std::string text;
+  if (path == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), {});
+  } else {
+    std::ifstream in(path);
+    if (!in) {
+      throw Error(ExitCode::not_found, fmt::format("cannot read the request file {}", path));
+    }
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto document = nlohmann::json::parse(text, nullptr, false);
+  if (document.is_discarded() || !document.is_object() || !document.contains("inputs") || !document["inputs"].is_array()) {
+    throw Error(ExitCode::usage, fmt::format("{} is not an inference request: expected JSON {{\"inputs\": [...]}}",
+                                             path == "-" ? "standard input" : path));
+  }
+  return document;
+}
+
+int run(const Options& options)
+{
+  auto executor = open_model(options);
+  auto request = read_request(options.request);
+  std::vector<runtime::NamedTensor> inputs;
+  for (size_t i = 0; i < request["inputs"].size(); ++i) {
+    inputs.push_back(worker::tensor_from_json(request["inputs"][i], fmt::format("inputs[{}]", i)));
+  }
+  nlohmann::json response = {{"model_name", executor.graph().name}, {"device", executor.device().description()}};
+  response["outputs"] = nlohmann::json::array();
+  for (const auto& output : executor.run(inputs)) {
+    response["outputs"].push_back(worker::tensor_to_json(output));
+  }
+  std::cout << response.dump() << "\n";
+  return 0;
+}
+
+// Random inputs of the model's declared shapes, symbolic dimensions set to the batch size.
+std::vector<runtime::NamedTensor> random_inputs(const runtime::Graph& graph, std::int64_t batch)
+{
+  std::mt19937 random(42);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<runtime::NamedTensor> inputs;
+  for (const auto& info : graph.inputs) {
+    runtime::Shape shape;
+    for (const auto& dim : info.shape.value_or(std::vector<runtime::Dimension>{})) {
+      shape.push_back(dim.fixed() ? dim.value : batch);
+    }
+    auto tensor = runtime::HostTensor::zeros(info.type, shape);
+    if (info.type == runtime::ElementType::float32) {
+      std::generate_n(tensor.data<float>(), tensor.count(), [&] { return uniform(random); });
+    }
+    inputs.push_back({info.name, std::move(tensor)});
+  }
+  return inputs;
+}
+
+int bench(const Options& options)
+{
+  auto executor = open_model(options);
+  auto inputs = random_inputs(executor.graph(), options.batch);
+  for (int i = 0; i < options.warmup; ++i) {
+    executor.run(inputs);
+  }
+  std::vector<double> times;
+  for (int i = 0; i < options.iterations; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    executor.run(inputs);
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  double total = 0;
+  for (double time : times) {
+    total += time;
+  }
+  nlohmann::json result = {
+    {"model", executor.graph().name}, {"device", executor.device().description()}, {"batch", options.batch},
+    {"iterations", options.iterations}, {"mean_ms", total / static_cast<double>(times.size())},
+    {"p50_ms", times[times.size() / 2]}, {"min_ms", times.front()}, {"pool_bytes", executor.pool_bytes()}};
+  std::cout << result.dump() << "\n";
+  return 0;
+}
+
+} // namespace
 
 int main(int argc, char** argv)
 {
   CLI::App app("mlops-worker: the data plane of mlops", "mlops-worker");
   app.require_subcommand(1);
-  std::string model;
+  Options options;
+  auto device_options = [&](CLI::App* verb) {
+    verb->add_option("--device", options.device, "auto (CUDA when there is a GPU), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+    verb->add_option("--threads", options.threads, "CPU threads (default: every core)");
+  };
   auto* inspect = app.add_subcommand("inspect", "Print a model's format, signature and operator sets as JSON");
-  inspect->add_option("MODEL", model, "An ONNX model file")->required();
+  inspect->add_option("MODEL", options.model, "An ONNX model file")->required();
+  auto* run_verb = app.add_subcommand("run", "Answer one inference request (Open Inference Protocol JSON) from a file");
+  run_verb->add_option("MODEL", options.model, "An ONNX model file")->required();
+  run_verb->add_option("--request", options.request, "The request: {\"inputs\": [...]} (default: standard input)");
+  device_options(run_verb);
+  auto* bench_verb = app.add_subcommand("bench", "Time a model on random inputs at one batch size; prints JSON");
+  bench_verb->add_option("MODEL", options.model, "An ONNX model file")->required();
+  bench_verb->add_option("--batch", options.batch, "The size of symbolic dimensions")->check(CLI::PositiveNumber);
+  bench_verb->add_option("--iterations", options.iterations, "Timed runs")->check(CLI::PositiveNumber);
+  bench_verb->add_option("--warmup", options.warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
+  device_options(bench_verb);
   try {
     app.parse(argc, argv);
-    std::cout << mlops::worker::inspect_onnx(model).dump(2) << "\n";
-    return 0;
+    if (*inspect) {
+      std::cout << worker::inspect_onnx(options.model).dump(2) << "\n";
+      return 0;
+    }
+    return *run_verb ? run(options) : bench(options);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
-  } catch (const mlops::Error& error) {
+  } catch (const Error& error) {
     std::fprintf(stderr, "mlops-worker: error: %s\n", error.what());
     return error.exit_status();
   } catch (const std::exception& error) {
