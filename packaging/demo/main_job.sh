@@ -8,6 +8,7 @@ set -euo pipefail
 
 mlops=${MLOPS:-mlops}
 export MLOPS=$mlops  # the trainer calls it too
+worker=$(dirname "$(realpath "$(command -v "$mlops")")")/mlops-worker  # installed beside mlops
 demo=$(cd "$(dirname "$0")" && pwd)
 project=${1:-$(mktemp -d /tmp/mlops-demo.XXXXXX)}
 step=0
@@ -99,6 +100,12 @@ echo "exit code $? (0: pass, 6: fail)"
 set -e
 show model card churn@2 --out MODEL_CARD.md
 show model export churn@production --format triton triton-repository
+
+heading "Score two accounts with churn@production on the bundled runtime (GPU when there is one)"
+echo '{"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 2], "data": [[0.2, 3.0], [2.5, -1.0]]}]}' \
+  >score-request.json
+echo "\$ mlops-worker run triton-repository/churn/1/model.onnx --request score-request.json"
+"$worker" run triton-repository/churn/1/model.onnx --request score-request.json --device auto
 
 heading "Errors are clear and scripts get exit codes and JSON"
 set +e
