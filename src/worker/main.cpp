@@ -144,9 +144,10 @@ int main(int argc, char** argv)
   device_options(run_verb);
   auto* bench_verb = app.add_subcommand("bench", "Time a model on random inputs at one batch size; prints JSON");
   bench_verb->add_option("MODEL", options.model, "An ONNX model file")->required();
-  bench_verb->add_option("--batch", options.batch, "The size of symbolic dimensions")->check(CLI::PositiveNumber);
-  bench_verb->add_option("--iterations", options.iterations, "Timed runs")->check(CLI::PositiveNumber);
-  bench_verb->add_option("--warmup", options.warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
+  bench_verb->add_option("--batch", options.batch, "The size of symbolic dimensions")
+    ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
+  bench_verb->add_option("--iterations", options.iterations, "Timed runs")->check(CLI::Range(1, 1'000'000));
+  bench_verb->add_option("--warmup", options.warmup, "Untimed runs first")->check(CLI::Range(0, 1'000'000));
   device_options(bench_verb);
   try {
     app.parse(argc, argv);
@@ -156,7 +157,8 @@ int main(int argc, char** argv)
     }
     return *run_verb ? run(options) : bench(options);
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    // --help is 0; every other command-line mistake is a usage error, as for mlops.
+    return app.exit(error) == 0 ? 0 : static_cast<int>(ExitCode::usage);
   } catch (const Error& error) {
     std::fprintf(stderr, "mlops-worker: error: %s\n", error.what());
     return error.exit_status();
