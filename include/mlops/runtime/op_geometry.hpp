@@ -19,6 +19,17 @@ std::vector<std::int64_t> broadcast_strides(const Shape& shape, const Shape& out
 // `axis` in [-rank, rank) made non-negative; Error(integrity) naming the node when out of range.
 std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const Node& node);
 
+// A tensor seen as [outer, length, inner] around one axis, or, with `to_end`, around everything
+// from `axis` on as one (Softmax before opset 13): how softmax and reductions walk it. `axis`
+// must be normalized already.
+struct AxisLayout
+{
+  std::int64_t outer = 1;
+  std::int64_t length = 1;
+  std::int64_t inner = 1;
+};
+AxisLayout axis_layout(const Shape& shape, std::int64_t axis, bool to_end = false);
+
 // Sliding windows over the spatial dimensions (everything after N and C) of Conv, MaxPool and
 // AveragePool: kernel_shape, strides, dilations, pads and auto_pad, ceil_mode (pools).
 struct WindowGeometry

@@ -43,6 +43,23 @@ std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const Node& no
   return axis < 0 ? axis + rank : axis;
 }
 
+AxisLayout axis_layout(const Shape& shape, std::int64_t axis, bool to_end)
+{
+  auto product = [&](size_t first, size_t last) {
+    std::int64_t result = 1;
+    for (size_t i = first; i < last; ++i) {
+      result *= shape[i];
+    }
+    return result;
+  };
+  const auto at = static_cast<size_t>(axis);
+  AxisLayout layout;
+  layout.outer = product(0, at);
+  layout.length = to_end ? product(at, shape.size()) : shape.at(at);
+  layout.inner = to_end ? 1 : product(at + 1, shape.size());
+  return layout;
+}
+
 namespace {
 
 Shape spatial_attribute(const Node& node, std::string_view key, size_t rank, std::int64_t fallback)

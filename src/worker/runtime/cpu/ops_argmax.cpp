@@ -86,15 +86,7 @@ public:
       throw Error(ExitCode::usage, fmt::format("{}: needs an input of rank 1 or more", m_node.label()));
     }
     const auto axis = static_cast<size_t>(normalize_axis(m_axis, rank, m_node));
-    const std::int64_t length = in.shape[axis];
-    std::int64_t outer = 1;
-    std::int64_t inner = 1;
-    for (size_t i = 0; i < axis; ++i) {
-      outer *= in.shape[i];
-    }
-    for (size_t i = axis + 1; i < in.shape.size(); ++i) {
-      inner *= in.shape[i];
-    }
+    const auto [outer, length, inner] = axis_layout(in.shape, static_cast<std::int64_t>(axis));
     Shape shape = in.shape;
     if (m_keep_dims) {
       shape[axis] = 1;

@@ -15,22 +15,6 @@
 namespace mlops::runtime::cpu {
 namespace {
 
-struct SliceLayout
-{
-  std::int64_t outer = 1;
-  std::int64_t length = 1;
-  std::int64_t inner = 1;
-};
-
-std::int64_t product(const Shape& shape, size_t first, size_t last)
-{
-  std::int64_t result = 1;
-  for (size_t i = first; i < last; ++i) {
-    result *= shape[i];
-  }
-  return result;
-}
-
 // out[i] = e^(in[i] - shift); returns their sum.
 template <class T> T exp_and_sum(const T* __restrict in, T* __restrict out, std::int64_t n, T shift)
 {
@@ -65,7 +49,7 @@ template <class T> void softmax_row(const T* __restrict in, T* __restrict out, s
 inline constexpr std::int64_t column_tile = 64;
 
 template <class T>
-void softmax_columns(const T* in, T* out, const SliceLayout& layout, std::int64_t width, bool log)
+void softmax_columns(const T* in, T* out, const AxisLayout& layout, std::int64_t width, bool log)
 {
   T max[column_tile];
   T total[column_tile] = {};
@@ -97,7 +81,7 @@ void softmax_columns(const T* in, T* out, const SliceLayout& layout, std::int64_
   }
 }
 
-template <class T> void compute_softmax(ThreadPool& pool, const T* in, T* out, const SliceLayout& layout, bool log)
+template <class T> void compute_softmax(ThreadPool& pool, const T* in, T* out, const AxisLayout& layout, bool log)
 {
   const std::int64_t block = layout.length * layout.inner;
   if (layout.inner == 1) {
@@ -134,7 +118,7 @@ public:
     const TensorView& in = context.input(0);
     visit_element_type(RealTypes{}, in.type, m_node, [&](auto tag) {
       using T = decltype(tag);
-      const SliceLayout layout = slice_layout(in.shape);
+      const AxisLayout layout = layout_of(in.shape);
       TensorView& out = context.allocate_output(0, in.type, in.shape);
       if (layout.outer * layout.length * layout.inner > 0) {
         compute_softmax(m_pool, in.as<const T>(), out.as<T>(), layout, m_log);
@@ -143,22 +127,13 @@ public:
   }
 
 private:
-  SliceLayout slice_layout(const Shape& shape) const
+  AxisLayout layout_of(const Shape& shape) const
   {
     const auto rank = static_cast<std::int64_t>(shape.size());
     if (rank == 0) {
       throw Error(ExitCode::usage, fmt::format("{}: needs an input of rank 1 or more", m_node.label()));
     }
-    const auto axis = static_cast<size_t>(normalize_axis(m_axis, rank, m_node));
-    SliceLayout layout;
-    layout.outer = product(shape, 0, axis);
-    if (m_node.opset < 13) {
-      layout.length = product(shape, axis, shape.size());
-    } else {
-      layout.length = shape[axis];
-      layout.inner = product(shape, axis + 1, shape.size());
-    }
-    return layout;
+    return axis_layout(shape, normalize_axis(m_axis, rank, m_node), /*to_end=*/m_node.opset < 13);
   }
 
   Node m_node;

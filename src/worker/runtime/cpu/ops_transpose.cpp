@@ -3,7 +3,7 @@
 
 #include "ops_shape.hpp"
 
-#include "mlops/runtime/op_geometry.hpp"
+#include "mlops/runtime/shape_rules.hpp"
 
 #include <fmt/format.h>
 
@@ -62,51 +62,6 @@ std::vector<std::int64_t> contiguous_strides(const Shape& dims)
     strides[i - 1] = strides[i] * dims[i];
   }
   return strides;
-}
-
-// A transpose reduced to its essentials: axes of size 1 dropped, and axes that stay neighbours in
-// the same order merged. NCHW to NHWC with N = 1 becomes a plain 2-D transpose.
-struct TransposePlan
-{
-  Shape dims;                       // the input's, in input order
-  std::vector<std::int64_t> perm;   // output axis i is input axis perm[i]
-};
-
-TransposePlan simplified(const Shape& shape, const std::vector<std::int64_t>& perm)
-{
-  std::vector<std::int64_t> renumbered(shape.size(), -1);
-  Shape dims;
-  for (size_t axis = 0; axis < shape.size(); ++axis) {
-    if (shape[axis] != 1) {
-      renumbered[axis] = static_cast<std::int64_t>(dims.size());
-      dims.push_back(shape[axis]);
-    }
-  }
-  // Runs of consecutive input axes, in output order: [first, last].
-  std::vector<std::pair<std::int64_t, std::int64_t>> runs;
-  for (auto axis : perm) {
-    std::int64_t kept = renumbered[static_cast<size_t>(axis)];
-    if (kept < 0) {
-      continue;
-    }
-    if (!runs.empty() && runs.back().second + 1 == kept) {
-      runs.back().second = kept;
-    } else {
-      runs.emplace_back(kept, kept);
-    }
-  }
-  std::vector<size_t> by_input(runs.size());
-  std::iota(by_input.begin(), by_input.end(), size_t{0});
-  std::sort(by_input.begin(), by_input.end(), [&](size_t a, size_t b) { return runs[a].first < runs[b].first; });
-  TransposePlan plan;
-  plan.perm.resize(runs.size());
-  for (size_t merged = 0; merged < by_input.size(); ++merged) {
-    auto [first, last] = runs[by_input[merged]];
-    plan.dims.push_back(std::accumulate(dims.begin() + first, dims.begin() + last + 1, std::int64_t{1},
-                                        std::multiplies<>()));
-    plan.perm[by_input[merged]] = static_cast<std::int64_t>(merged);
-  }
-  return plan;
 }
 
 // The last input axis stays last: copy whole rows of it.
@@ -193,11 +148,8 @@ public:
   {
     // Copies, not references: allocating the output may move the context's views.
     const TensorView input = context.input(0);
-    auto perm = checked_perm(input.shape.size());
-    Shape out_shape(perm.size());
-    for (size_t i = 0; i < perm.size(); ++i) {
-      out_shape[i] = input.shape[static_cast<size_t>(perm[i])];
-    }
+    auto perm = transpose_permutation(m_node, m_perm, input.shape.size());
+    Shape out_shape = transposed_shape(input.shape, perm);
     const auto* in = input.as<const std::byte>();
     const size_t element = element_size(input.type);
     TensorView& output = context.allocate_output(0, input.type, std::move(out_shape));
@@ -205,7 +157,7 @@ public:
       return;
     }
     auto* out = output.as<std::byte>();
-    TransposePlan plan = simplified(input.shape, perm);
+    TransposePlan plan = simplified_transpose(input.shape, perm);
     if (plan.dims.size() <= 1) {
       std::memcpy(out, in, output.bytes());
     } else if (plan.perm.back() == static_cast<std::int64_t>(plan.dims.size()) - 1) {
@@ -222,30 +174,6 @@ public:
   }
 
 private:
-  // The permutation for an input of `rank` (reversed when the node has none), checked.
-  std::vector<std::int64_t> checked_perm(size_t rank) const
-  {
-    std::vector<std::int64_t> perm = m_perm;
-    if (perm.empty()) {
-      for (size_t i = rank; i-- > 0;) {
-        perm.push_back(static_cast<std::int64_t>(i));
-      }
-    }
-    std::vector<bool> seen(rank, false);
-    bool valid = perm.size() == rank;
-    for (auto axis : perm) {
-      valid = valid && axis >= 0 && static_cast<size_t>(axis) < rank && !seen[static_cast<size_t>(axis)];
-      if (valid) {
-        seen[static_cast<size_t>(axis)] = true;
-      }
-    }
-    if (!valid) {
-      throw Error(ExitCode::usage, fmt::format("{}: perm {} is not a permutation of the {} axes of the input",
-                                               m_node.label(), shape_text(perm), rank));
-    }
-    return perm;
-  }
-
   Node m_node;
   std::vector<std::int64_t> m_perm;
   ThreadPool& m_pool;
@@ -254,32 +182,19 @@ private:
 class ConcatKernel final : public Kernel
 {
 public:
-  ConcatKernel(const Node& node, ThreadPool& pool) : m_node(node), m_pool(pool)
+  ConcatKernel(const Node& node, ThreadPool& pool) : m_node(node), m_axis(concat_axis_attribute(node)), m_pool(pool)
   {
-    // The axis was optional (default 1) before opset 4.
-    if (node.opset >= 4 && !node.has_attribute("axis")) {
-      throw Error(ExitCode::integrity, fmt::format("{}: Concat needs an axis", node.label()));
-    }
-    m_axis = node.attribute_int("axis", 1);
   }
 
   void run(KernelContext& context) override
   {
     // Copies, not references: allocating the output may move the context's views.
-    const TensorView first = context.input(0);
-    const auto rank = static_cast<std::int64_t>(first.shape.size());
-    if (rank == 0) {
-      throw Error(ExitCode::usage, fmt::format("{}: cannot concatenate scalars", m_node.label()));
-    }
-    const auto axis = static_cast<size_t>(normalize_axis(m_axis, rank, m_node));
-    Shape out_shape = first.shape;
-    out_shape[axis] = 0;
-    std::vector<TensorView> inputs;
-    for (size_t i = 0; i < context.input_count(); ++i) {
+    std::vector<TensorView> inputs{context.input(0)};
+    for (size_t i = 1; i < context.input_count(); ++i) {
       inputs.push_back(context.input(i));
-      check_fits(first, inputs.back(), axis);
-      out_shape[axis] += inputs.back().shape[axis];
     }
+    auto [axis, out_shape] = concatenated_shape(m_node, m_axis, inputs);
+    const TensorView& first = inputs.front();
     const auto element = static_cast<std::int64_t>(element_size(first.type));
     Shape outer_dims(first.shape.begin(), first.shape.begin() + static_cast<std::ptrdiff_t>(axis));
     const std::int64_t outer = element_count(outer_dims);
@@ -306,21 +221,8 @@ public:
   }
 
 private:
-  void check_fits(const TensorView& first, const TensorView& input, size_t axis) const
-  {
-    bool fits = input.type == first.type && input.shape.size() == first.shape.size();
-    for (size_t d = 0; fits && d < first.shape.size(); ++d) {
-      fits = d == axis || input.shape[d] == first.shape[d];
-    }
-    if (!fits) {
-      throw Error(ExitCode::usage, fmt::format("{}: cannot concatenate {} {} and {} {} along axis {}", m_node.label(),
-                                               element_type_name(first.type), shape_text(first.shape),
-                                               element_type_name(input.type), shape_text(input.shape), axis));
-    }
-  }
-
   Node m_node;
-  std::int64_t m_axis = 1;
+  std::int64_t m_axis;
   ThreadPool& m_pool;
 };
 

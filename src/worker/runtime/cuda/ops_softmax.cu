@@ -18,34 +18,6 @@ constexpr int warp_threads = 32;
 // Rows up to this length take one warp each; longer ones a whole block.
 constexpr std::int64_t warp_row_limit = 1024;
 
-struct ReducedView
-{
-  std::int64_t outer = 1;
-  std::int64_t n = 1;
-  std::int64_t inner = 1;
-};
-
-std::int64_t product(const Shape& shape, size_t begin, size_t end)
-{
-  std::int64_t result = 1;
-  for (size_t i = begin; i < end; ++i) {
-    result *= shape[i];
-  }
-  return result;
-}
-
-// One axis of `shape` (flatten = false), or everything from `axis` on as one (flatten = true,
-// Softmax before opset 13).
-ReducedView reduced_view(const Shape& shape, std::int64_t axis, bool flatten)
-{
-  auto at = static_cast<size_t>(axis);
-  ReducedView view;
-  view.outer = product(shape, 0, at);
-  view.n = flatten ? product(shape, at, shape.size()) : shape[at];
-  view.inner = flatten ? 1 : product(shape, at + 1, shape.size());
-  return view;
-}
-
 // ---- Softmax, LogSoftmax ----
 
 __device__ float max_of(float a, float b) { return fmaxf(a, b); }
@@ -139,21 +111,21 @@ __global__ void softmax_block_rows(const T* in, T* out, std::int64_t rows, std::
   }
 }
 
-template <class T, bool take_log> __global__ void softmax_columns(const T* in, T* out, ReducedView view)
+template <class T, bool take_log> __global__ void softmax_columns(const T* in, T* out, AxisLayout view)
 {
   std::int64_t columns = view.outer * view.inner;
   for (std::int64_t c = first_index(); c < columns; c += grid_stride()) {
-    std::int64_t base = c / view.inner * view.n * view.inner + c % view.inner;
+    std::int64_t base = c / view.inner * view.length * view.inner + c % view.inner;
     T max = -INFINITY;
-    for (std::int64_t k = 0; k < view.n; ++k) {
+    for (std::int64_t k = 0; k < view.length; ++k) {
       max = max_of(max, in[base + k * view.inner]);
     }
     T sum = 0;
-    for (std::int64_t k = 0; k < view.n; ++k) {
+    for (std::int64_t k = 0; k < view.length; ++k) {
       sum += exp_of(in[base + k * view.inner] - max);
     }
     T log_sum = take_log ? log_of(sum) : T(0);
-    for (std::int64_t k = 0; k < view.n; ++k) {
+    for (std::int64_t k = 0; k < view.length; ++k) {
       T x = in[base + k * view.inner];
       out[base + k * view.inner] = take_log ? x - max - log_sum : exp_of(x - max) / sum;
     }
@@ -176,7 +148,7 @@ public:
     if (rank == 0) {
       throw Error(ExitCode::usage, fmt::format("{}: needs an input of rank 1 or more", m_node.label()));
     }
-    ReducedView view = reduced_view(in.shape, normalize_axis(m_axis, rank, m_node), m_flatten);
+    AxisLayout view = axis_layout(in.shape, normalize_axis(m_axis, rank, m_node), m_flatten);
     TensorView& out = context.allocate_output(0, in.type, in.shape);
     if (in.type == ElementType::float32) {
       launch<float>(in, out, view);
@@ -190,7 +162,7 @@ public:
   }
 
 private:
-  template <class T> void launch(const TensorView& in, TensorView& out, const ReducedView& view)
+  template <class T> void launch(const TensorView& in, TensorView& out, const AxisLayout& view)
   {
     if (out.count() == 0) {
       return;
@@ -200,13 +172,13 @@ private:
       std::int64_t columns = view.outer * view.inner;
       softmax_columns<T, take_log>
         <<<grid_for(columns, m_device), block_threads, 0, stream>>>(in.as<T>(), out.as<T>(), view);
-    } else if (view.n <= warp_row_limit) {
+    } else if (view.length <= warp_row_limit) {
       // One warp per row; longer rows get a whole block each, below.
       softmax_warp_rows<T, take_log><<<grid_for(view.outer * warp_threads, m_device), block_threads, 0, stream>>>(
-        in.as<T>(), out.as<T>(), view.outer, view.n);
+        in.as<T>(), out.as<T>(), view.outer, view.length);
     } else {
       softmax_block_rows<T, take_log><<<grid_for(view.outer * block_threads, m_device), block_threads, 0, stream>>>(
-        in.as<T>(), out.as<T>(), view.outer, view.n);
+        in.as<T>(), out.as<T>(), view.outer, view.length);
     }
   }
 
@@ -222,14 +194,14 @@ private:
 // Ties go to the first index (the last with select_last_index); NaN counts as the largest value,
 // as numpy's argmax has it.
 template <class T>
-__global__ void argmax_columns(const T* in, std::int64_t* out, ReducedView view, bool select_last)
+__global__ void argmax_columns(const T* in, std::int64_t* out, AxisLayout view, bool select_last)
 {
   std::int64_t columns = view.outer * view.inner;
   for (std::int64_t c = first_index(); c < columns; c += grid_stride()) {
-    std::int64_t base = c / view.inner * view.n * view.inner + c % view.inner;
+    std::int64_t base = c / view.inner * view.length * view.inner + c % view.inner;
     T best = in[base];
     std::int64_t best_index = 0;
-    for (std::int64_t k = 1; k < view.n; ++k) {
+    for (std::int64_t k = 1; k < view.length; ++k) {
       T value = in[base + k * view.inner];
       bool best_is_nan = best != best;
       bool better = value != value ? select_last || !best_is_nan
@@ -261,8 +233,8 @@ public:
       throw Error(ExitCode::usage, fmt::format("{}: needs an input of rank 1 or more", m_node.label()));
     }
     std::int64_t axis = normalize_axis(m_axis, rank, m_node);
-    ReducedView view = reduced_view(in.shape, axis, false);
-    if (view.n == 0 && view.outer * view.inner > 0) {
+    AxisLayout view = axis_layout(in.shape, axis, false);
+    if (view.length == 0 && view.outer * view.inner > 0) {
       throw Error(ExitCode::usage, fmt::format("{}: axis {} of shape {} is empty and has no largest element",
                                                m_node.label(), axis, shape_text(in.shape)));
     }
@@ -288,7 +260,7 @@ public:
   }
 
 private:
-  template <class T> void launch(const T* in, TensorView& out, const ReducedView& view)
+  template <class T> void launch(const T* in, TensorView& out, const AxisLayout& view)
   {
     std::int64_t columns = view.outer * view.inner;
     if (columns == 0) {
