@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -48,6 +49,9 @@ nlohmann::json read_request(const std::string& path)
     text.assign(std::istreambuf_iterator<char>(std::cin), {});
   } else {
     std::ifstream in(path);
+    if (std::filesystem::is_directory(path)) {
+      throw Error(ExitCode::usage, fmt::format("the request {} is a directory; give a JSON file", path));
+    }
     if (!in) {
       throw Error(ExitCode::not_found, fmt::format("cannot read the request file {}", path));
     }

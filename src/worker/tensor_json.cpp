@@ -4,6 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
 namespace mlops::worker {
 
 using runtime::ElementType;
@@ -42,7 +46,21 @@ template <class T> void fill(runtime::HostTensor& tensor, const std::vector<cons
     if (!value.is_number() && !value.is_boolean()) {
       throw Error(ExitCode::usage, fmt::format("{}: data[{}] is {}, not a number", what, i, value.dump()));
     }
-    out[i] = value.is_boolean() ? static_cast<T>(value.get<bool>()) : value.get<T>();
+    if (value.is_boolean()) {
+      out[i] = static_cast<T>(value.get<bool>());
+      continue;
+    }
+    // In range for T, and whole for integers: converting anything else is undefined behaviour.
+    double number = value.get<double>();
+    bool fits = std::is_floating_point_v<T>
+                  ? std::abs(number) <= static_cast<double>(std::numeric_limits<T>::max())
+                  : value.is_number_integer() && number >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
+                      number <= static_cast<double>(std::numeric_limits<T>::max());
+    if (!fits) {
+      throw Error(ExitCode::usage, fmt::format("{}: data[{}] = {} does not fit the tensor's datatype", what, i,
+                                               value.dump()));
+    }
+    out[i] = std::is_floating_point_v<T> ? static_cast<T>(number) : static_cast<T>(value.get<std::int64_t>());
   }
 }
 

@@ -181,6 +181,9 @@ void validate_inputs(const Graph& graph, const std::vector<NamedTensor>& inputs)
     expected.push_back(fmt::format("{} ({})", info.name, signature_text(info)));
   }
   for (const auto& given : inputs) {
+    if (std::count_if(inputs.begin(), inputs.end(), [&](const auto& other) { return other.name == given.name; }) > 1) {
+      throw Error(ExitCode::usage, fmt::format("the request gives the input '{}' of {} twice", given.name, graph.name));
+    }
     auto info = std::find_if(graph.inputs.begin(), graph.inputs.end(), [&](const auto& i) { return i.name == given.name; });
     if (info == graph.inputs.end()) {
       throw Error(ExitCode::usage, fmt::format("{} has no input named '{}'; its inputs are {}", graph.name, given.name,

@@ -334,6 +334,9 @@ std::shared_ptr<const Graph> load_model_bytes(const std::string& bytes, const st
 
 std::shared_ptr<const Graph> load_model(const fs::path& path, const LoadOptions& options)
 {
+  if (fs::is_directory(path)) {
+    throw Error(ExitCode::usage, fmt::format("{} is a directory; give the model's .onnx file", path));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw Error(std::filesystem::exists(path) ? ExitCode::failure : ExitCode::not_found,
