@@ -4,6 +4,7 @@
 // output shape it gives. Every device calls these, so a model fails the same way, error for error,
 // on the CPU and on CUDA. nvcc compiles the files that include this one: C++17, light includes.
 
+#include "mlops/runtime/device.hpp"
 #include "mlops/runtime/graph.hpp"
 #include "mlops/runtime/tensor.hpp"
 
@@ -77,5 +78,26 @@ struct ConcatShape
 // for an input whose type, rank or other dimensions differ from the first's; Error(integrity) for
 // an axis out of range.
 ConcatShape concatenated_shape(const Node& node, std::int64_t axis, const std::vector<TensorView>& inputs);
+
+// Dropout at inference: the identity (a view of input 0). The rules both devices share live here:
+// the ratio (attribute before opset 12, input from 12) must be in [0, 1), and training mode with
+// a non-zero ratio, whose output would be random, is UnsupportedError. The optional mask is all
+// ones (bool from opset 10, the input's type before); devices only say how to fill it.
+class InferenceDropout : public Kernel
+{
+public:
+  explicit InferenceDropout(const Node& node);
+  std::vector<size_t> host_inputs() const override;
+  void run(KernelContext& context) override;
+
+protected:
+  virtual void fill_ones(TensorView& mask) = 0;
+  const Node& node() const { return m_node; }
+
+private:
+  Node m_node;
+  bool m_ratio_is_input;
+  bool m_training_is_input;
+};
 
 } // namespace mlops::runtime

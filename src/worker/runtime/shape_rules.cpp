@@ -330,4 +330,68 @@ ConcatShape concatenated_shape(const Node& node, std::int64_t axis, const std::v
   return result;
 }
 
+namespace {
+
+void check_ratio(const Node& node, double ratio)
+{
+  if (!(ratio >= 0 && ratio < 1)) {
+    throw Error(ExitCode::integrity, fmt::format("{}: the ratio {} is not in [0, 1)", node.label(), ratio));
+  }
+}
+
+double ratio_value(const Node& node, const HostTensor& ratio)
+{
+  if (ratio.count() != 1) {
+    throw Error(ExitCode::usage, fmt::format("{}: the ratio has shape {}, not a scalar", node.label(), shape_text(ratio.shape)));
+  }
+  if (ratio.type == ElementType::float32) {
+    return ratio.data<float>()[0];
+  }
+  if (ratio.type == ElementType::float64) {
+    return ratio.data<double>()[0];
+  }
+  throw UnsupportedError(fmt::format("{}: Dropout supports a float32 or float64 ratio; this ratio is {}", node.label(),
+                                     element_type_name(ratio.type)));
+}
+
+} // namespace
+
+InferenceDropout::InferenceDropout(const Node& node)
+  : m_node(node), m_ratio_is_input(node.opset >= 12 && names_input(node, 1)),
+    m_training_is_input(node.opset >= 12 && names_input(node, 2))
+{
+  if (node.opset < 12) {
+    check_ratio(node, node.attribute_float("ratio", 0.5F));
+  }
+}
+
+std::vector<size_t> InferenceDropout::host_inputs() const
+{
+  std::vector<size_t> inputs;
+  if (m_ratio_is_input) {
+    inputs.push_back(1);
+  }
+  if (m_training_is_input) {
+    inputs.push_back(2);
+  }
+  return inputs;
+}
+
+void InferenceDropout::run(KernelContext& context)
+{
+  double ratio = m_ratio_is_input ? ratio_value(m_node, context.host_input(1)) : 0.5;
+  check_ratio(m_node, ratio);
+  if (m_training_is_input && ratio != 0) {
+    const auto& flag = context.host_input(2);
+    if (std::any_of(flag.bytes.begin(), flag.bytes.end(), [](std::byte b) { return b != std::byte{0}; })) {
+      throw UnsupportedError(fmt::format("{}: Dropout in training mode is not supported", m_node.label()));
+    }
+  }
+  const TensorView input = context.input(0);
+  context.alias_output(0, 0, input.shape);
+  if (context.output_count() > 1 && context.wants_output(1)) {
+    fill_ones(context.allocate_output(1, m_node.opset >= 10 ? ElementType::boolean : input.type, input.shape));
+  }
+}
+
 } // namespace mlops::runtime

@@ -22,78 +22,14 @@ template <class W> __global__ void fill_words(W* out, std::int64_t count, W valu
   }
 }
 
-// Dropout at inference passes its input through; the optional mask says every element was kept.
-// As on the CPU: is_test (before opset 7) is ignored, and training mode (an input from opset 12)
-// is refused unless the ratio is 0, where it changes nothing.
-class DropoutKernel : public Kernel
+// Dropout's rules are InferenceDropout's (shape_rules.hpp); the GPU fills the mask.
+class DropoutKernel final : public InferenceDropout
 {
 public:
-  DropoutKernel(const Node& node, CudaDevice& device)
-    : m_node(node), m_device(device), m_ratio_is_input(node.opset >= 12 && names_input(node, 1)),
-      m_training_is_input(node.opset >= 12 && names_input(node, 2))
-  {
-    if (node.opset < 12) {
-      check_ratio(node.attribute_float("ratio", 0.5f));
-    }
-  }
-
-  std::vector<size_t> host_inputs() const override
-  {
-    std::vector<size_t> inputs;
-    if (m_ratio_is_input) {
-      inputs.push_back(1);
-    }
-    if (m_training_is_input) {
-      inputs.push_back(2);
-    }
-    return inputs;
-  }
-
-  void run(KernelContext& context) override
-  {
-    double ratio = m_ratio_is_input ? ratio_value(context.host_input(1)) : 0.5;
-    check_ratio(ratio);
-    if (m_training_is_input && is_true(context.host_input(2)) && ratio != 0) {
-      throw UnsupportedError(fmt::format("{}: Dropout in training mode is not supported", m_node.label()));
-    }
-    const TensorView in = context.input(0);
-    context.alias_output(0, 0, in.shape);
-    if (context.output_count() > 1 && context.wants_output(1)) {
-      // The mask became bool at opset 10; before, it had the input's type.
-      fill_ones(context.allocate_output(1, m_node.opset >= 10 ? ElementType::boolean : in.type, in.shape));
-    }
-  }
+  DropoutKernel(const Node& node, CudaDevice& device) : InferenceDropout(node), m_device(device) {}
 
 private:
-  void check_ratio(double ratio) const
-  {
-    if (!(ratio >= 0 && ratio < 1)) {
-      throw Error(ExitCode::integrity, fmt::format("{}: the ratio {} is not in [0, 1)", m_node.label(), ratio));
-    }
-  }
-
-  double ratio_value(const HostTensor& ratio) const
-  {
-    if (ratio.count() != 1) {
-      throw Error(ExitCode::usage,
-                  fmt::format("{}: the ratio has shape {}, not a scalar", m_node.label(), shape_text(ratio.shape)));
-    }
-    if (ratio.type == ElementType::float32) {
-      return ratio.data<float>()[0];
-    }
-    if (ratio.type == ElementType::float64) {
-      return ratio.data<double>()[0];
-    }
-    throw UnsupportedError(fmt::format("{}: Dropout supports a float32 or float64 ratio; this ratio is {}",
-                                       m_node.label(), element_type_name(ratio.type)));
-  }
-
-  static bool is_true(const HostTensor& flag)
-  {
-    return std::any_of(flag.bytes.begin(), flag.bytes.end(), [](std::byte b) { return b != std::byte{0}; });
-  }
-
-  void fill_ones(TensorView& mask) const
+  void fill_ones(TensorView& mask) override
   {
     std::int64_t count = mask.count();
     cudaStream_t stream = m_device.stream();
@@ -110,15 +46,11 @@ private:
       break;
     default:
       throw UnsupportedError(fmt::format("{}: Dropout's mask supports float32 and float64; this input is {}",
-                                         m_node.label(), element_type_name(mask.type)));
+                                         node().label(), element_type_name(mask.type)));
     }
     check(cudaGetLastError(), "launching Dropout's mask");
   }
-
-  Node m_node;  // a copy, so the kernel does not depend on how long the graph lives
   CudaDevice& m_device;
-  bool m_ratio_is_input;
-  bool m_training_is_input;
 };
 
 // The value from whichever one of Constant's attributes the node sets. Throws Error(integrity)
