@@ -7,6 +7,7 @@
 
 #include <map>
 #include <string>
+#include <type_traits>
 
 namespace mlops::runtime::cpu {
 
@@ -48,6 +49,17 @@ private:
 void set_blas_threads(unsigned threads);
 
 // The table of every CPU kernel, built once.
+// The op tables' factory for kernel class K: made from the node, and the device when its
+// constructor takes one.
+template <class K> std::unique_ptr<Kernel> make_kernel_of(const Node& node, CpuDevice& device)
+{
+  if constexpr (std::is_constructible_v<K, const Node&, CpuDevice&>) {
+    return std::make_unique<K>(node, device);
+  } else {
+    return std::make_unique<K>(node);
+  }
+}
+
 const OpTable& cpu_op_table();
 
 } // namespace mlops::runtime::cpu

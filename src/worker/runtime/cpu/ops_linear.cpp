@@ -296,17 +296,12 @@ private:
   Node m_node;
 };
 
-template <class K> std::unique_ptr<Kernel> make(const Node& node, CpuDevice&)
-{
-  return std::make_unique<K>(node);
-}
-
 } // namespace
 
 void add_linear_ops(OpTable& table)
 {
-  table["Gemm"] = make<GemmKernel>;
-  table["MatMul"] = make<MatMulKernel>;
+  table["Gemm"] = make_kernel_of<GemmKernel>;
+  table["MatMul"] = make_kernel_of<MatMulKernel>;
 }
 
 } // namespace mlops::runtime::cpu

@@ -43,11 +43,6 @@ private:
   }
 };
 
-template <class K> std::unique_ptr<Kernel> make(const Node& node, CpuDevice&)
-{
-  return std::make_unique<K>(node);
-}
-
 std::unique_ptr<Kernel> make_alias(const Node& node, CpuDevice&)
 {
   return make_alias_kernel(node);
@@ -59,7 +54,7 @@ void add_shape_ops(OpTable& table)
 {
   table["Concat"] = make_concat;
   table["Constant"] = make_constant;
-  table["Dropout"] = make<DropoutKernel>;
+  table["Dropout"] = make_kernel_of<DropoutKernel>;
   table["Flatten"] = make_alias;
   table["Identity"] = make_alias;
   table["Reshape"] = make_alias;

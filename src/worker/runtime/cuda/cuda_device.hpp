@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <type_traits>
 
 namespace mlops::runtime::cuda {
 
@@ -54,6 +55,17 @@ private:
   std::string m_name;
   cudaStream_t m_stream = nullptr;
 };
+
+// The op tables' factory for kernel class K: made from the node, and the device when its
+// constructor takes one.
+template <class K> std::unique_ptr<Kernel> make_kernel_of(const Node& node, CudaDevice& device)
+{
+  if constexpr (std::is_constructible_v<K, const Node&, CudaDevice&>) {
+    return std::make_unique<K>(node, device);
+  } else {
+    return std::make_unique<K>(node);
+  }
+}
 
 const OpTable& cuda_op_table();
 

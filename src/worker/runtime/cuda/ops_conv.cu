@@ -269,17 +269,12 @@ private:
   float m_epsilon;
 };
 
-template <class KernelType> std::unique_ptr<Kernel> make(const Node& node, CudaDevice& device)
-{
-  return std::make_unique<KernelType>(node, device);
-}
-
 } // namespace
 
 void add_conv_ops(OpTable& table)
 {
-  table.emplace("Conv", &make<ConvKernel>);
-  table.emplace("BatchNormalization", &make<BatchNormalizationKernel>);
+  table.emplace("Conv", make_kernel_of<ConvKernel>);
+  table.emplace("BatchNormalization", make_kernel_of<BatchNormalizationKernel>);
   add_pool_ops(table);
 }
 

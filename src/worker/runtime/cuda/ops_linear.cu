@@ -300,17 +300,12 @@ private:
   CudaDevice& m_device;
 };
 
-template <class KernelType> std::unique_ptr<Kernel> make(const Node& node, CudaDevice& device)
-{
-  return std::make_unique<KernelType>(node, device);
-}
-
 } // namespace
 
 void add_linear_ops(OpTable& table)
 {
-  table.emplace("Gemm", &make<GemmKernel>);
-  table.emplace("MatMul", &make<MatMulKernel>);
+  table.emplace("Gemm", make_kernel_of<GemmKernel>);
+  table.emplace("MatMul", make_kernel_of<MatMulKernel>);
 }
 
 } // namespace mlops::runtime::cuda

@@ -227,18 +227,13 @@ private:
   CudaDevice& m_device;
 };
 
-template <class KernelType> std::unique_ptr<Kernel> make(const Node& node, CudaDevice& device)
-{
-  return std::make_unique<KernelType>(node, device);
-}
-
 } // namespace
 
 void add_pool_ops(OpTable& table)
 {
-  table.emplace("MaxPool", &make<WindowPoolKernel>);
-  table.emplace("AveragePool", &make<WindowPoolKernel>);
-  table.emplace("GlobalAveragePool", &make<GlobalAveragePoolKernel>);
+  table.emplace("MaxPool", make_kernel_of<WindowPoolKernel>);
+  table.emplace("AveragePool", make_kernel_of<WindowPoolKernel>);
+  table.emplace("GlobalAveragePool", make_kernel_of<GlobalAveragePoolKernel>);
 }
 
 } // namespace mlops::runtime::cuda

@@ -108,11 +108,6 @@ private:
   std::shared_ptr<const HostTensor> m_value;
 };
 
-template <class K> std::unique_ptr<Kernel> make(const Node& node, CudaDevice& device)
-{
-  return std::make_unique<K>(node, device);
-}
-
 std::unique_ptr<Kernel> make_alias(const Node& node, CudaDevice&)
 {
   return make_alias_kernel(node);
@@ -127,10 +122,10 @@ void add_shape_ops(OpTable& table)
   table["Squeeze"] = make_alias;
   table["Unsqueeze"] = make_alias;
   table["Identity"] = make_alias;
-  table["Dropout"] = make<DropoutKernel>;
+  table["Dropout"] = make_kernel_of<DropoutKernel>;
   table["Transpose"] = make_transpose;
   table["Concat"] = make_concat;
-  table["Constant"] = make<ConstantKernel>;
+  table["Constant"] = make_kernel_of<ConstantKernel>;
 }
 
 } // namespace mlops::runtime::cuda

@@ -278,18 +278,13 @@ private:
   bool m_select_last;
 };
 
-template <class K> std::unique_ptr<Kernel> make(const Node& node, CudaDevice& device)
-{
-  return std::make_unique<K>(node, device);
-}
-
 } // namespace
 
 void add_softmax_ops(OpTable& table)
 {
-  table["Softmax"] = make<SoftmaxKernel<false>>;
-  table["LogSoftmax"] = make<SoftmaxKernel<true>>;
-  table["ArgMax"] = make<ArgMaxKernel>;
+  table["Softmax"] = make_kernel_of<SoftmaxKernel<false>>;
+  table["LogSoftmax"] = make_kernel_of<SoftmaxKernel<true>>;
+  table["ArgMax"] = make_kernel_of<ArgMaxKernel>;
 }
 
 } // namespace mlops::runtime::cuda
