@@ -32,6 +32,7 @@ set -euo pipefail
 smoke=0
 if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
 mlops=$(realpath "${1:-build/mlops}")
+bench=$(cd "$(dirname "$0")" && pwd)  # bench_report.py, the shared results table
 if [ $smoke = 1 ]; then
   dirs=8; runs=3; status_runs=5; big_mib=64; big_runs=3
 else
@@ -124,8 +125,9 @@ show=$("$mlops" --home "$big_home" --json data show big@1)
 [ "$(json_field tree <<<"$show")" = "sha256:$big_digest" ] || fail "big@1 is $(json_field tree <<<"$show"), not sha256:$big_digest"
 [ "$(stat -c %h big/big.bin)" = 1 ] || fail "data add --link copy linked the big file into the store"
 
-/usr/bin/python3 - "$work" "$smoke" "$files" "$big_mib" <<'PY'
+PYTHONPATH="$bench" /usr/bin/python3 - "$work" "$smoke" "$files" "$big_mib" <<'PY'
 import json, sys
+from bench_report import print_table
 work, smoke, files, big_mib = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
 def medians(name):
     return [r["median"] for r in json.load(open(f"{work}/{name}.json"))["results"]]
@@ -154,24 +156,5 @@ rows = [
 ]
 print(f"a-c: {files} files of 4 KiB in 200 per directory, in the page cache; d: one {big_mib} MiB file "
       f"(mlops {big_mib / 1024 / big_add:.2f} GiB/s)")
-print(f"{'contender':<34} {'median s':>9} {'ratio':>7}  {'to':<14} target")
-failed = False
-for row in rows:
-    if row is None:
-        print()
-        continue
-    name, median, base_name, base, check, text = row
-    if base is None:
-        print(f"{name:<34} {median:>9.3f} {'':>7}  {'':<14} {text}")
-        continue
-    ratio = median / base
-    if check is None:
-        verdict = text
-    else:
-        met = check(median, ratio)
-        verdict = f"{'ok' if met else 'MISSED'} ({text})"
-        failed |= not met
-    print(f"{name:<34} {median:>9.3f} {ratio:>6.2f}x  {base_name:<14} {verdict}")
-if failed and not smoke:
-    sys.exit(1)
+print_table(rows, smoke, name_width=34, base_width=14)
 PY

@@ -34,6 +34,7 @@ set -euo pipefail
 smoke=0
 if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
 mlops=$(realpath "${1:-build/mlops}")
+bench=$(cd "$(dirname "$0")" && pwd)  # bench_report.py, the shared results table
 if [ $smoke = 1 ]; then
   points=200000; invocations=100; search_runs=500; runs=3; loop_runs=3; query_runs=10
 else
@@ -219,8 +220,9 @@ hyperfine -N --style none --warmup 3 --runs $query_runs --export-json search.jso
   "$mlops --home search --json run ls --filter 'metrics.acc > 0.9' --order-by 'metrics.acc DESC' --limit 10" \
   >/dev/null
 
-$python - "$work" "$smoke" "$points" "$invocations" "$search_runs" "$load" <<'PY'
+PYTHONPATH="$bench" $python - "$work" "$smoke" "$points" "$invocations" "$search_runs" "$load" <<'PY'
 import json, sys
+from bench_report import print_table
 work, smoke, points, invocations, search_runs, load = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 def medians(name):
     return [r["median"] for r in json.load(open(f"{work}/{name}.json"))["results"]]
@@ -246,24 +248,5 @@ rows = [
 ]
 print(f"a: {points} points of 20 keys in one JSON-lines file ({points / log_file / 1e6:.2f} M points/s); b: {invocations} "
       f"processes ({log_loop / invocations * 1000:.1f} ms each); c: {search_runs} runs x 20 metrics x 100 steps; load average before: {load}")
-print(f"{'contender':<36} {'median s':>9} {'ratio':>7}  {'to':<13} target")
-failed = False
-for row in rows:
-    if row is None:
-        print()
-        continue
-    name, median, base_name, base, check, text = row
-    if base is None:
-        print(f"{name:<36} {median:>9.3f} {'':>7}  {'':<13} {text}")
-        continue
-    ratio = median / base
-    if check is None:
-        verdict = text
-    else:
-        met = check(median, ratio)
-        verdict = f"{'ok' if met else 'MISSED'} ({text})"
-        failed |= not met
-    print(f"{name:<36} {median:>9.3f} {ratio:>6.2f}x  {base_name:<13} {verdict}")
-if failed and not smoke:
-    sys.exit(1)
+print_table(rows, smoke, name_width=36, base_width=13)
 PY
