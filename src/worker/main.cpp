@@ -1,9 +1,10 @@
-// mlops-worker: the data plane. `inspect` describes a model for the registry; `run` answers one
-// inference request from a file; `bench` times a model at a batch size. Serving over HTTP
-// builds on the same runtime.
+// mlops-worker: the data plane. `serve` answers the Open Inference Protocol over HTTP for one or
+// more models; `inspect` describes a model for the registry; `run` answers one inference request
+// from a file; `bench` times a model at a batch size.
 #include "mlops/core/error.hpp"
 #include "mlops/runtime/executor.hpp"
 #include "mlops/runtime/model_loader.hpp"
+#include "mlops/worker/http_server.hpp"
 #include "mlops/worker/model_signature.hpp"
 #include "mlops/worker/tensor_json.hpp"
 
@@ -140,6 +141,41 @@ int main(int argc, char** argv)
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
     verb->add_option("--threads", options.threads, "CPU threads (default: every core)");
   };
+  worker::ServeOptions serve;
+  std::vector<std::string> model_specs;
+  std::string config;
+  std::int64_t batch_delay_us = 0;
+  unsigned read_timeout = 5;
+  unsigned drain_timeout = 30;
+  auto* serve_verb = app.add_subcommand("serve", "Serve models over HTTP (Open Inference Protocol v2) until SIGTERM");
+  serve_verb->add_option("--model", model_specs, "NAME[@VERSION]=PATH, or PATH (name: the file's stem); repeatable");
+  serve_verb->add_option("--config", config, "A JSON file: {\"models\": [{\"name\", \"version\", \"path\"}]}");
+  serve_verb->add_option("--host", serve.host, "Address to listen on")->capture_default_str();
+  serve_verb->add_option("--port", serve.port, "Port; 0 picks a free one (see --port-file)")
+    ->check(CLI::Range(0, 65535))
+    ->capture_default_str();
+  serve_verb->add_option("--port-file", serve.port_file, "Write the port here once it is open");
+  serve_verb->add_option("--device", serve.load.device, "auto (CUDA when there is a GPU), cpu or cuda")
+    ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  serve_verb->add_option("--threads", serve.load.threads, "CPU threads per model (default: every core)");
+  serve_verb->add_option("--http-threads", serve.http_threads, "Connections served at once")
+    ->check(CLI::Range(1u, 10000u))
+    ->capture_default_str();
+  serve_verb->add_option("--max-body-bytes", serve.max_body_bytes, "Larger request bodies get 413")
+    ->check(CLI::Range(size_t{1}, size_t{1} << 40))
+    ->capture_default_str();
+  serve_verb->add_option("--max-batch", serve.load.batching.max_batch, "Rows merged into one run; 1 turns batching off")
+    ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20))
+    ->capture_default_str();
+  serve_verb->add_option("--batch-delay-us", batch_delay_us, "How long a request may wait for others to batch with")
+    ->check(CLI::Range(std::int64_t{0}, std::int64_t{10'000'000}))
+    ->capture_default_str();
+  serve_verb->add_option("--read-timeout", read_timeout, "Seconds a client may take to send its request")
+    ->check(CLI::Range(1u, 3600u))
+    ->capture_default_str();
+  serve_verb->add_option("--drain-timeout", drain_timeout, "Seconds SIGTERM waits for requests in flight")
+    ->check(CLI::Range(1u, 86400u))
+    ->capture_default_str();
   auto* inspect = app.add_subcommand("inspect", "Print a model's format, signature and operator sets as JSON");
   inspect->add_option("MODEL", options.model, "An ONNX model file")->required();
   auto* run_verb = app.add_subcommand("run", "Answer one inference request (Open Inference Protocol JSON) from a file");
@@ -158,6 +194,22 @@ int main(int argc, char** argv)
     if (*inspect) {
       std::cout << worker::inspect_onnx(options.model).dump(2) << "\n";
       return 0;
+    }
+    if (*serve_verb) {
+      for (const auto& spec : model_specs) {
+        serve.models.push_back(worker::parse_model_spec(spec));
+      }
+      if (!config.empty()) {
+        auto listed = worker::read_model_config(config);
+        serve.models.insert(serve.models.end(), listed.begin(), listed.end());
+      }
+      if (serve.models.empty()) {
+        throw Error(ExitCode::usage, "serve needs a model: --model NAME[@VERSION]=PATH or --config FILE");
+      }
+      serve.load.batching.delay = std::chrono::microseconds(batch_delay_us);
+      serve.read_timeout = std::chrono::seconds(read_timeout);
+      serve.drain_timeout = std::chrono::seconds(drain_timeout);
+      return worker::serve(serve);
     }
     return *run_verb ? run(options) : bench(options);
   } catch (const CLI::ParseError& error) {

@@ -88,7 +88,7 @@ std::string_view protocol_datatype(ElementType type)
   return "UNKNOWN";
 }
 
-runtime::NamedTensor tensor_from_json(const nlohmann::json& document, const std::string& what)
+TensorHeader tensor_header_from_json(const nlohmann::json& document, const std::string& what)
 {
   if (!document.is_object()) {
     throw Error(ExitCode::usage, fmt::format("{} must be an object with name, datatype, shape and data", what));
@@ -113,22 +113,33 @@ runtime::NamedTensor tensor_from_json(const nlohmann::json& document, const std:
                                              "INT64, BOOL",
                                              what, datatype.get<std::string>()));
   }
-  runtime::Shape dims;
+  TensorHeader header{name.get<std::string>(), entry->type, {}};
   for (const auto& dim : shape) {
     if (!dim.is_number_integer() || dim.get<std::int64_t>() < 0) {
       throw Error(ExitCode::usage, fmt::format("{}: shape {} must list non-negative integers", what, shape.dump()));
     }
-    dims.push_back(dim.get<std::int64_t>());
+    header.shape.push_back(dim.get<std::int64_t>());
   }
+  return header;
+}
+
+runtime::NamedTensor tensor_from_json(const nlohmann::json& document, const std::string& what)
+{
+  auto header = tensor_header_from_json(document, what);
+  auto data = document.find("data");
+  if (data == document.end()) {
+    throw Error(ExitCode::usage, fmt::format("{} has no \"data\"", what));
+  }
+  const auto& dims = header.shape;
   std::vector<const nlohmann::json*> values;
-  flatten(field("data"), values);
+  flatten(*data, values);
   auto count = runtime::element_count(dims);
   if (static_cast<std::int64_t>(values.size()) != count) {
     throw Error(ExitCode::usage, fmt::format("{}: data has {} values, the shape {} needs {}", what, values.size(),
                                              runtime::shape_text(dims), count));
   }
-  runtime::NamedTensor tensor{name.get<std::string>(), runtime::HostTensor::zeros(entry->type, dims)};
-  switch (entry->type) {
+  runtime::NamedTensor tensor{header.name, runtime::HostTensor::zeros(header.type, dims)};
+  switch (header.type) {
   case ElementType::float32: fill<float>(tensor.tensor, values, what); break;
   case ElementType::float64: fill<double>(tensor.tensor, values, what); break;
   case ElementType::int8: fill<std::int8_t>(tensor.tensor, values, what); break;

@@ -26,6 +26,12 @@ struct ExecutorOptions
   std::int64_t max_tensor_bytes = std::int64_t{4} << 30;
 };
 
+// Checks a request against the graph's signature: every input present and known, element types,
+// ranks, fixed dimensions, and one value per symbolic dimension ("batch") across inputs. Throws
+// Error(usage) naming the input and what was expected. Executor::run calls it; a server calls it
+// too before merging requests into one batch, so that one bad request cannot fail the others.
+void validate_inputs(const Graph& graph, const std::vector<NamedTensor>& inputs);
+
 class Executor
 {
 public:

@@ -26,4 +26,14 @@ CudaDevices probe_cuda_devices()
   return devices;
 }
 
+std::optional<GpuMemory> gpu_memory()
+{
+  std::size_t free = 0;
+  std::size_t total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) {
+    return std::nullopt;
+  }
+  return GpuMemory{total - free, total};
+}
+
 } // namespace mlops::worker

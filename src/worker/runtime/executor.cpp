@@ -171,8 +171,8 @@ private:
   std::vector<std::shared_ptr<Block>> m_scratch;
 };
 
-// Checks the request against the signature: every input present and known, element types,
-// ranks, fixed dimensions, and one value per symbolic dimension ("batch") across inputs.
+} // namespace
+
 void validate_inputs(const Graph& graph, const std::vector<NamedTensor>& inputs)
 {
   std::unordered_map<std::string, std::int64_t> symbols;
@@ -228,8 +228,6 @@ void validate_inputs(const Graph& graph, const std::vector<NamedTensor>& inputs)
     }
   }
 }
-
-} // namespace
 
 Executor::Executor(std::shared_ptr<const Graph> graph, std::unique_ptr<Device> device, ExecutorOptions options)
   : m_state(std::make_unique<State>(std::move(graph), std::move(device), options))
