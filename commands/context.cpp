@@ -133,4 +133,14 @@ void Context::fail_after_result(const Error& error)
   m_exit_code = error.code();
 }
 
+std::filesystem::path worker_path()
+{
+  if (const char* given = std::getenv("MLOPS_WORKER"); given && *given) {
+    return given;
+  }
+  std::error_code error;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::filesystem::path("mlops-worker") : self.parent_path() / "mlops-worker";
+}
+
 } // namespace mlops::cli

@@ -64,4 +64,7 @@ private:
   ExitCode m_exit_code = ExitCode::ok;
 };
 
+// The bundled worker: beside this binary (as installed and as built), unless MLOPS_WORKER says.
+std::filesystem::path worker_path();
+
 } // namespace mlops::cli

@@ -37,7 +37,7 @@ constexpr Noun nouns[] = {
   {"exp", "Manage experiments", setup_exp},
   {"run", "Track runs: params, metrics, artifacts, search", setup_run},
   {"model", "Model registry: versions, aliases, lineage, gates", setup_model},
-  {"serve", "Serve model versions on the bundled worker", setup_planned},
+  {"serve", "Serve model versions on the bundled worker", setup_serve},
   {"deploy", "Promote model versions by canary or blue-green", setup_planned},
   {"db", "Check and migrate the metadata database", setup_db},
   {"completion", "Print shell completion for bash, zsh or fish", setup_completion},

@@ -51,17 +51,6 @@ struct ModelOptions
   bool all = false;
 };
 
-// The bundled worker: beside this binary (as installed and as built), unless MLOPS_WORKER says.
-fs::path worker_path()
-{
-  if (const char* given = std::getenv("MLOPS_WORKER"); given && *given) {
-    return given;
-  }
-  std::error_code error;
-  fs::path self = fs::read_symlink("/proc/self/exe", error);
-  return error ? fs::path("mlops-worker") : self.parent_path() / "mlops-worker";
-}
-
 nlohmann::json version_json(const ModelVersion& version)
 {
   auto optional = [](const auto& value) { return value ? nlohmann::json(*value) : nlohmann::json(nullptr); };

@@ -22,6 +22,7 @@ void setup_exp(CLI::App& noun, Context& context);
 void setup_run(CLI::App& noun, Context& context);
 void setup_model(CLI::App& noun, Context& context);
 void setup_db(CLI::App& noun, Context& context);
+void setup_serve(CLI::App& noun, Context& context);
 void setup_version(CLI::App& noun, Context& context);
 void setup_completion(CLI::App& noun, Context& context);
 void setup_manpage(CLI::App& noun, Context& context);

@@ -31,6 +31,26 @@ const CurlApi& curl()
   static const CurlApi api = [] {
     CurlApi functions{};
     library->bind(functions.version_info, "curl_version_info");
+    library->bind(functions.easy_init, "curl_easy_init");
+    library->bind(functions.easy_cleanup, "curl_easy_cleanup");
+    library->bind(functions.easy_setopt, "curl_easy_setopt");
+    library->bind(functions.easy_perform, "curl_easy_perform");
+    library->bind(functions.easy_getinfo, "curl_easy_getinfo");
+    library->bind(functions.easy_strerror, "curl_easy_strerror");
+    library->bind(functions.slist_append, "curl_slist_append");
+    library->bind(functions.slist_free_all, "curl_slist_free_all");
+    library->bind(functions.multi_init, "curl_multi_init");
+    library->bind(functions.multi_cleanup, "curl_multi_cleanup");
+    library->bind(functions.multi_add_handle, "curl_multi_add_handle");
+    library->bind(functions.multi_remove_handle, "curl_multi_remove_handle");
+    library->bind(functions.multi_perform, "curl_multi_perform");
+    library->bind(functions.multi_poll, "curl_multi_poll");
+    library->bind(functions.multi_info_read, "curl_multi_info_read");
+    // Before any other thread exists (the load generator's): curl's global set-up is not
+    // thread-safe.
+    decltype(&::curl_global_init) global_init = nullptr;
+    library->bind(global_init, "curl_global_init");
+    global_init(CURL_GLOBAL_DEFAULT);
     return functions;
   }();
   return api;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 
 namespace mlops::util {
@@ -179,6 +180,84 @@ CapturedRun run_capturing(const std::vector<std::string>& argv)
   }
   result.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
   return result;
+}
+
+int spawn_detached(const std::vector<std::string>& argv, const std::filesystem::path& log)
+{
+  // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
+  std::vector<char*> args;
+  for (const auto& arg : argv) {
+    args.push_back(const_cast<char*>(arg.c_str()));
+  }
+  args.push_back(nullptr);
+  int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    throw Error(ExitCode::failure, fmt::format("cannot open the log {}: {}", log.string(), std::strerror(errno)));
+  }
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int error = errno;
+    ::close(log_fd);
+    ::close(null_fd);
+    throw Error(ExitCode::failure, fmt::format("cannot start {}: {}", argv[0], std::strerror(error)));
+  }
+  if (pid == 0) {
+    setsid();
+    // Default dispositions and mask: the worker installs its own SIGTERM handling.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    dup2(null_fd, STDIN_FILENO);
+    dup2(log_fd, STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    execv(args[0], args.data());
+    const char* message = "mlops: cannot execute the worker: ";
+    [[maybe_unused]] auto written = write(STDERR_FILENO, message, strlen(message));
+    const char* reason = strerror(errno);
+    written = write(STDERR_FILENO, reason, strlen(reason));
+    written = write(STDERR_FILENO, "\n", 1);
+    _exit(127);
+  }
+  ::close(log_fd);
+  ::close(null_fd);
+  return pid;
+}
+
+std::optional<std::int64_t> process_start_time(int pid)
+{
+  if (pid <= 0) {
+    return std::nullopt;
+  }
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return std::nullopt;
+  }
+  char buffer[1024];
+  auto size = ::read(fd, buffer, sizeof(buffer) - 1);
+  ::close(fd);
+  if (size <= 0) {
+    return std::nullopt;
+  }
+  buffer[size] = '\0';
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+  const char* fields = std::strrchr(buffer, ')');
+  if (!fields) {
+    return std::nullopt;
+  }
+  char state = 0;
+  long long start = 0;
+  int parsed = std::sscanf(fields + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %lld",
+                           &state, &start);
+  if (parsed != 2 || state == 'Z' || state == 'X') {
+    return std::nullopt;
+  }
+  return start;
 }
 
 } // namespace mlops::util

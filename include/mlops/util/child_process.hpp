@@ -1,6 +1,9 @@
 #pragma once
 // Runs a command as a child process and waits for it, as a shell would, for `mlops run exec`.
 
+#include <cstdint>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,5 +33,15 @@ struct CapturedRun
 // Runs `argv` (a path, or looked up in PATH) to completion, capturing its stdout and stderr.
 // Throws Error: not_found when the program does not exist, failure when it cannot be started.
 CapturedRun run_capturing(const std::vector<std::string>& argv);
+
+// Starts `argv[0]` (a path) in a session of its own (so the terminal's Ctrl-C and the end of
+// this process leave it running), stdin from /dev/null, stdout and stderr appended to `log`.
+// Returns its pid; the caller may waitpid() it while it lives. Throws Error(failure) when it
+// cannot be started; a failed exec is written to the log and exits 127.
+int spawn_detached(const std::vector<std::string>& argv, const std::filesystem::path& log);
+
+// The kernel's start time of `pid` (clock ticks since boot), or nothing when there is no such
+// process or it is a zombie: with the pid, it names one process for good (pids are reused).
+std::optional<std::int64_t> process_start_time(int pid);
 
 } // namespace mlops::util

@@ -1,0 +1,789 @@
+"""`mlops-worker serve`, seen by its clients: the real worker on a loopback port, spoken to over
+HTTP/1.1 with http.client and raw sockets, answering the Open Inference Protocol v2 (KServe v2
+REST) for the model fixtures, with what PyTorch computed for them as the expected answers.
+
+Every mistake a client can make gets a status and a JSON {"error": ...} that names the problem,
+and the worker goes on answering afterwards; misbehaving clients (slow, gone, garbage) never stop
+it from serving the others; SIGTERM finishes the requests in flight before exiting 0."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from conftest import BUILD_DIR, SOURCE_DIR, clean_env
+
+WORKER = (BUILD_DIR / "mlops-worker").resolve()
+MODELS = SOURCE_DIR / "tests" / "fixtures" / "models"
+TORCH = MODELS / "torch"
+DATA_SETS = {1: "test_data_set_0", 7: "test_data_set_1"}  # make_models.py's batch sizes
+SIGNATURES = {"mlp": ("features", [-1, 4], "probabilities", [-1, 3]), "cnn": ("image", [-1, 1, 8, 8], "logits", [-1, 2])}
+INFER = "/v2/models/mlp/infer"
+EXIT_CONFLICT, EXIT_INTERRUPTED = 4, 8  # include/mlops/core/error.hpp
+
+
+# The worker -----------------------------------------------------------------------------------------
+
+
+class Reply(NamedTuple):
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Worker:
+    """One `mlops-worker serve` process on a free port; its stderr goes to a file."""
+
+    def __init__(self, process: subprocess.Popen, port: int, port_file: Path, log: Path):
+        self.process, self.port, self.port_file, self.log_path = process, port, port_file, log
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def connection(self, timeout: float = 10) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def call(self, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None,
+             connection: http.client.HTTPConnection | None = None) -> Reply:
+        """One request, on `connection` (kept alive) or a new connection."""
+        own = connection or self.connection()
+        try:
+            own.request(method, path, body=body, headers=headers or {})
+            response = own.getresponse()
+            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        finally:
+            if connection is None:
+                own.close()
+
+    def get(self, path: str, **kwargs) -> Reply:
+        return self.call("GET", path, **kwargs)
+
+    def infer(self, body, path: str = INFER, **kwargs) -> Reply:
+        return self.call("POST", path, body=body if isinstance(body, (bytes, str)) else json.dumps(body), **kwargs)
+
+    def metrics(self) -> Metrics:
+        reply = self.get("/metrics")
+        assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain"), reply
+        return Metrics(reply.body.decode())
+
+    def assert_answers(self):
+        """The worker is alive and still computes the right answer."""
+        assert self.process.poll() is None, f"the worker died (exit {self.process.returncode}):\n{self.log()}"
+        inputs = load("mlp", 1, "input")
+        reply = self.infer(request_for("mlp", inputs))
+        assert reply.status == 200, reply
+        np.testing.assert_allclose(output_array(reply.json()), load("mlp", 1, "output"), atol=1e-5, rtol=0)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def launch(directory: Path, *args, cwd: Path | None = None, name: str = "worker") -> subprocess.Popen:
+    assert WORKER.is_file(), f"mlops-worker not found at {WORKER}: build it, or set MLOPS_BUILD_DIR"
+    with open(directory / f"{name}.log", "wb") as log:
+        return subprocess.Popen([str(WORKER), "serve", "--device", "cpu", *map(str, args)], cwd=cwd or directory,
+                                env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def start_worker(directory: Path, *args, cwd: Path | None = None, models=("mlp",)) -> Worker:
+    """A worker serving `models` (fixture names) plus `args`, once /v2/health/ready says 200."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"worker-{len(list(directory.glob('worker-*.log')))}"
+    port_file = directory / f"{name}.port"
+    model_args = [arg for model in models for arg in ("--model", f"{model}={MODELS / model}.onnx")]
+    process = launch(directory, "--port", "0", "--port-file", port_file, *model_args, *args, cwd=cwd, name=name)
+    worker = Worker(process, 0, port_file, directory / f"{name}.log")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the worker exited {process.returncode} while starting:\n{worker.log()}")
+        if port_file.is_file() and worker.port == 0:
+            worker.port = int(port_file.read_text())
+        if worker.port:
+            try:
+                if worker.get("/v2/health/ready").status == 200:
+                    return worker
+            except OSError:
+                pass
+        time.sleep(0.02)
+    worker.stop()
+    raise AssertionError(f"the worker was not ready within 20 s:\n{worker.log()}")
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """serve(*args, models=("mlp",)) -> a ready Worker; every one is stopped after the test."""
+    started: list[Worker] = []
+
+    def start(*args, **kwargs) -> Worker:
+        started.append(start_worker(tmp_path, *args, **kwargs))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """mlp and cnn on one worker, for the tests that only read; a small body limit for 413."""
+    worker = start_worker(tmp_path_factory.mktemp("shared"), "--max-body-bytes", 65536, models=("mlp", "cnn"))
+    yield worker
+    worker.stop()
+
+
+# Requests and answers -------------------------------------------------------------------------------
+
+
+def load(case: str, batch: int, which: str) -> np.ndarray:
+    return numpy_helper.to_array(onnx.load_tensor(str(TORCH / case / DATA_SETS[batch] / f"{which}_0.pb")))
+
+
+def request_for(case: str, array: np.ndarray, flat: bool = False, **extra) -> dict:
+    data = array.reshape(-1).tolist() if flat else array.tolist()
+    tensor = {"name": SIGNATURES[case][0], "datatype": "FP32", "shape": list(array.shape), "data": data}
+    return {"inputs": [tensor], **extra}
+
+
+def features(rows: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((rows, 4)).astype(np.float32)
+
+
+def output_array(document: dict, index: int = 0) -> np.ndarray:
+    output = document["outputs"][index]
+    assert output["datatype"] == "FP32", output
+    return np.array(output["data"], dtype=np.float32).reshape(output["shape"])
+
+
+def binary_request(document: dict, *arrays: np.ndarray) -> tuple[bytes, dict]:
+    """A body of the binary extension: the JSON header, then the arrays' bytes; and its headers."""
+    header = json.dumps(document).encode()
+    return header + b"".join(a.astype("<f4").tobytes() for a in arrays), {
+        "Inference-Header-Content-Length": str(len(header))}
+
+
+def split_binary(reply: Reply) -> tuple[dict, bytes]:
+    assert reply.status == 200, reply
+    assert reply.headers["content-type"] == "application/octet-stream", reply.headers
+    length = int(reply.headers["inference-header-content-length"])
+    return json.loads(reply.body[:length]), reply.body[length:]
+
+
+def error_of(reply: Reply, status: int, *needles: str) -> str:
+    """The reply has `status` and a JSON {"error": message} naming every needle."""
+    assert reply.status == status, f"expected {status}, got {reply}"
+    assert reply.headers.get("content-type") == "application/json", reply.headers
+    document = reply.json()
+    assert list(document) == ["error"] and document["error"], document
+    for needle in needles:
+        assert needle in document["error"], f"{document['error']!r} does not mention {needle!r}"
+    return document["error"]
+
+
+class Metrics:
+    """A /metrics page: samples by name and labels, and the # TYPE of each family."""
+
+    LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+
+    def __init__(self, text: str):
+        self.text, self.types, self.samples = text, {}, []
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ")
+                self.types[name] = kind
+            elif line and not line.startswith("#"):
+                match = self.LINE.match(line)
+                assert match, f"not a Prometheus sample line: {line!r}"
+                labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match[2] or ""))
+                self.samples.append((match[1], labels, float(match[3])))
+
+    def value(self, name: str, **labels) -> float:
+        found = [v for n, l, v in self.samples if n == name and all(l.get(k) == w for k, w in labels.items())]
+        assert len(found) == 1, f"{name}{labels}: {len(found)} samples\n{self.text}"
+        return found[0]
+
+    def value_or_zero(self, name: str, **labels) -> float:
+        found = [v for n, l, v in self.samples if n == name and all(l.get(k) == w for k, w in labels.items())]
+        return found[0] if found else 0.0
+
+    def buckets(self, family: str, **labels) -> list[tuple[float, float]]:
+        """(upper bound, cumulative count) of a histogram, in page order."""
+        return [(float(l["le"]), v) for n, l, v in self.samples
+                if n == f"{family}_bucket" and all(l.get(k) == w for k, w in labels.items())]
+
+
+# Health and metadata --------------------------------------------------------------------------------
+
+
+def test_health_live_and_ready(shared):
+    assert shared.get("/v2/health/live").json() == {"live": True}
+    reply = shared.get("/v2/health/ready")
+    assert (reply.status, reply.json()) == (200, {"ready": True})
+    assert reply.headers["content-type"] == "application/json"
+
+
+def test_server_metadata_names_the_binary_extension(shared):
+    document = shared.get("/v2").json()
+    assert document["name"] == "mlops-worker" and re.fullmatch(r"\d+\.\d+\.\d+.*", document["version"]), document
+    assert "binary_tensor_data" in document["extensions"]
+
+
+@pytest.mark.parametrize("case", ["mlp", "cnn"])
+def test_model_metadata_gives_the_signature_with_minus_one_for_the_batch(shared, case):
+    reply = shared.get(f"/v2/models/{case}")
+    assert reply.status == 200, reply
+    document = reply.json()
+    input_name, input_shape, output_name, output_shape = SIGNATURES[case]
+    assert document["name"] == case and document["versions"] == ["1"] and document["platform"] == "onnx"
+    assert document["inputs"] == [{"name": input_name, "datatype": "FP32", "shape": input_shape}]
+    assert document["outputs"] == [{"name": output_name, "datatype": "FP32", "shape": output_shape}]
+    assert document["parameters"]["device"].startswith("cpu"), document["parameters"]
+    assert document["parameters"]["max_batch_size"] == 64
+    ready = shared.get(f"/v2/models/{case}/versions/1/ready")
+    assert (ready.status, ready.json()) == (200, {"name": case, "version": "1", "ready": True})
+
+
+def test_unbatched_model_says_max_batch_size_zero(serve):
+    assert serve("--max-batch", 1).get("/v2/models/mlp").json()["parameters"]["max_batch_size"] == 0
+
+
+def test_versions_routes_and_the_newest_version_when_none_is_given(serve):
+    worker = serve("--model", f"m@2={MODELS / 'mlp.onnx'}", "--model", f"m@10={MODELS / 'cnn.onnx'}", models=())
+    newest = worker.get("/v2/models/m").json()  # 10 is newer than 2: versions compare as numbers
+    assert newest["inputs"][0]["name"] == "image" and newest["versions"] == ["2", "10"], newest
+    older = worker.get("/v2/models/m/versions/2").json()
+    assert older["inputs"][0]["name"] == "features" and older["versions"] == ["2"], older
+    assert worker.get("/v2/models/m/ready").json() == {"name": "m", "version": "10", "ready": True}
+    answer = worker.infer(request_for("cnn", load("cnn", 1, "input")), path="/v2/models/m/infer").json()
+    assert (answer["model_name"], answer["model_version"]) == ("m", "10")
+    answer = worker.infer(request_for("mlp", load("mlp", 1, "input")), path="/v2/models/m/versions/2/infer").json()
+    assert (answer["model_name"], answer["model_version"]) == ("m", "2")
+    for path in ("/v2/models/m/versions/3", "/v2/models/m/versions/3/ready", "/v2/models/m/versions/3/infer"):
+        reply = worker.call("POST" if path.endswith("infer") else "GET", path, body=b"{}")
+        error_of(reply, 404, "m@3", "m@2, m@10")
+
+
+def test_two_models_each_answer_for_themselves(shared):
+    for case in ("mlp", "cnn"):
+        reply = shared.infer(request_for(case, load(case, 1, "input")), path=f"/v2/models/{case}/infer")
+        assert reply.json()["model_name"] == case
+    error_of(shared.get("/v2/models/resnet"), 404, "does not serve resnet", "mlp@1, cnn@1")
+
+
+def test_config_file_paths_are_relative_to_the_config(serve, tmp_path):
+    config_dir = tmp_path / "conf"
+    (config_dir / "models").mkdir(parents=True)
+    (config_dir / "models" / "classifier.onnx").write_bytes((MODELS / "mlp.onnx").read_bytes())
+    (config_dir / "serving.json").write_text(json.dumps({"models": [
+        {"name": "classifier", "version": 3, "path": "models/classifier.onnx"},
+        {"name": "vision", "path": str(MODELS / "cnn.onnx")}]}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    worker = serve("--config", config_dir / "serving.json", models=(), cwd=elsewhere)
+    assert worker.get("/v2/models/classifier").json()["versions"] == ["3"]
+    assert worker.get("/v2/models/vision/versions/1").json()["inputs"][0]["name"] == "image"
+    answer = worker.infer(request_for("mlp", load("mlp", 7, "input")), path="/v2/models/classifier/versions/3/infer")
+    np.testing.assert_allclose(output_array(answer.json()), load("mlp", 7, "output"), atol=1e-5, rtol=0)
+
+
+# Inference ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case,batch", [("mlp", 1), ("mlp", 7), ("cnn", 1), ("cnn", 7)])
+def test_infer_matches_pytorch(shared, case, batch):
+    inputs = load(case, batch, "input")
+    body = request_for(case, inputs, flat=batch == 7, id=f"req-{case}-{batch}")
+    reply = shared.infer(body, path=f"/v2/models/{case}/infer", headers={"X-Request-Id": f"trace-{batch}"})
+    assert reply.status == 200, reply
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.headers["x-request-id"] == f"trace-{batch}"
+    document = reply.json()
+    assert (document["id"], document["model_name"], document["model_version"]) == (f"req-{case}-{batch}", case, "1")
+    output_name, output_shape = SIGNATURES[case][2:]
+    assert document["outputs"][0]["name"] == output_name and len(document["outputs"]) == 1
+    assert document["outputs"][0]["shape"] == [batch, output_shape[1]]
+    np.testing.assert_allclose(output_array(document), load(case, batch, "output"), atol=1e-5, rtol=0)
+
+
+def test_binary_input_gives_the_json_answer(shared):
+    inputs = load("cnn", 7, "input")
+    as_json = shared.infer(request_for("cnn", inputs), path="/v2/models/cnn/infer").json()
+    document = {"id": "bin", "inputs": [{"name": "image", "datatype": "FP32", "shape": list(inputs.shape),
+                                         "parameters": {"binary_data_size": inputs.nbytes}}]}
+    body, headers = binary_request(document, inputs)
+    reply = shared.infer(body, path="/v2/models/cnn/infer", headers=headers)
+    assert reply.status == 200 and reply.headers["content-type"] == "application/json", reply
+    assert reply.json()["outputs"] == as_json["outputs"] and reply.json()["id"] == "bin"
+
+
+@pytest.mark.parametrize("ask", ["binary_data_output", "per_output_binary_data"])
+def test_binary_output_is_byte_exact_with_the_json_answer(shared, ask):
+    inputs = load("mlp", 7, "input")
+    expected = output_array(shared.infer(request_for("mlp", inputs)).json())
+    if ask == "binary_data_output":
+        document = request_for("mlp", inputs, parameters={"binary_data_output": True})
+    else:
+        document = request_for("mlp", inputs, outputs=[{"name": "probabilities", "parameters": {"binary_data": True}}])
+    header, data = split_binary(shared.infer(document))
+    assert header["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [7, 3],
+                                  "parameters": {"binary_data_size": 84}}], header
+    assert data == expected.astype("<f4").tobytes()
+    # Binary both ways: the same bytes again.
+    document["inputs"][0] = {"name": "features", "datatype": "FP32", "shape": [7, 4],
+                             "parameters": {"binary_data_size": inputs.nbytes}}
+    body, headers = binary_request(document, inputs)
+    assert split_binary(shared.infer(body, headers=headers))[1] == data
+
+
+def test_outputs_asked_for_without_binary_stay_json(shared):
+    document = request_for("mlp", load("mlp", 1, "input"), outputs=[{"name": "probabilities"}])
+    reply = shared.infer(document)
+    assert reply.headers["content-type"] == "application/json" and "inference-header-content-length" not in reply.headers
+
+
+# Bad requests ---------------------------------------------------------------------------------------
+
+
+def good_tensor(**changes) -> dict:
+    tensor = {"name": "features", "datatype": "FP32", "shape": [2, 4], "data": list(range(8))}
+    tensor.update(changes)
+    return {key: value for key, value in tensor.items() if value is not None}
+
+
+BINARY_HEADER = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 4],
+                             "parameters": {"binary_data_size": 32}}]}
+EIGHT_FLOATS = struct.pack("<8f", *range(8))
+
+BAD_REQUESTS = {  # name: (path, body, headers, status, needles in the error)
+    "malformed JSON": (INFER, b'{"inputs": [', {}, 400, ["not valid JSON"]),
+    "empty body": (INFER, b"", {}, 400, ["not valid JSON"]),
+    "not an object": (INFER, b"[1, 2, 3]", {}, 400, ['"inputs"']),
+    "missing inputs": (INFER, {"outputs": []}, {}, 400, ['"inputs"']),
+    "inputs not a list": (INFER, {"inputs": {"features": [1]}}, {}, 400, ['"inputs"']),
+    "no input given": (INFER, {"inputs": []}, {}, 400, ["needs the input 'features'"]),
+    "wrong input name": (INFER, {"inputs": [good_tensor(name="feature")]}, {}, 400, ["no input named 'feature'"]),
+    "input twice": (INFER, {"inputs": [good_tensor(), good_tensor()]}, {}, 400, ["'features'", "twice"]),
+    "wrong datatype": (INFER, {"inputs": [good_tensor(datatype="INT64")]}, {}, 400, ["float32, not int64"]),
+    "unknown datatype": (INFER, {"inputs": [good_tensor(datatype="FP16")]}, {}, 400, ['"FP16"', "not one of"]),
+    "wrong shape": (INFER, {"inputs": [good_tensor(shape=[4, 2])]}, {}, 400, ["[4, 2]", "dimension 1 must be 4"]),
+    "wrong rank": (INFER, {"inputs": [good_tensor(shape=[8])]}, {}, 400, ["1 dimensions", "expects 2"]),
+    "negative dimension": (INFER, {"inputs": [good_tensor(shape=[-2, 4])]}, {}, 400, ["non-negative integers"]),
+    "data count mismatch": (INFER, {"inputs": [good_tensor(data=[1, 2, 3])]}, {}, 400,
+                            ["data has 3 values", "[2, 4] needs 8"]),
+    "data not numbers": (INFER, {"inputs": [good_tensor(data=["a"] * 8)]}, {}, 400, ["data[0]", "not a number"]),
+    "data too large for FP32": (INFER, {"inputs": [good_tensor(data=[1e39] * 8)]}, {}, 400, ["does not fit"]),
+    "missing data": (INFER, {"inputs": [good_tensor(data=None)]}, {}, 400, ['no "data"']),
+    "id not a string": (INFER, {"id": 7, "inputs": [good_tensor()]}, {}, 400, ['"id" must be a string']),
+    "unknown output": (INFER, {"inputs": [good_tensor()], "outputs": [{"name": "logits"}]}, {}, 400,
+                       ["no output named 'logits'", "probabilities"]),
+    "output without a name": (INFER, {"inputs": [good_tensor()], "outputs": [{}]}, {}, 400, ['"name"']),
+    "unknown model": ("/v2/models/resnet/infer", {"inputs": [good_tensor()]}, {}, 404, ["does not serve resnet"]),
+    "unknown version": ("/v2/models/mlp/versions/9/infer", {"inputs": [good_tensor()]}, {}, 404, ["mlp@9"]),
+    "unknown path": ("/v2/models/mlp/predict", {"inputs": [good_tensor()]}, {}, 404, ["no such endpoint"]),
+    "body over --max-body-bytes": (INFER, b" " * 65537, {}, 413, ["--max-body-bytes"]),
+    "header length not a number": (INFER, BINARY_HEADER, {"Inference-Header-Content-Length": "twelve"}, 400,
+                                   ["'twelve' is not a byte count"]),
+    "header length negative": (INFER, BINARY_HEADER, {"Inference-Header-Content-Length": "-1"}, 400,
+                               ["not a byte count"]),
+    "header length past the body": (INFER, b"{}", {"Inference-Header-Content-Length": "3"}, 400,
+                                    ["Inference-Header-Content-Length is 3", "only 2 bytes"]),
+    "header length cuts the JSON": (INFER, BINARY_HEADER, {"Inference-Header-Content-Length": "10"}, 400,
+                                    ["first Inference-Header-Content-Length bytes) is not valid JSON"]),
+    "binary size wrong for the shape": (
+        INFER, json.dumps({"inputs": [{**BINARY_HEADER["inputs"][0], "parameters": {"binary_data_size": 28}}]}),
+        "auto", 400, ["binary_data_size is 28 bytes", "takes 32"]),
+    "binary data short": (INFER, "short", "auto", 400, ["the body ends 4 bytes before"]),
+    "binary data left over": (INFER, "long", "auto", 400, ["4 bytes of binary data that no input claims"]),
+    "binary size negative": (
+        INFER, json.dumps({"inputs": [{**BINARY_HEADER["inputs"][0], "parameters": {"binary_data_size": -32}}]}),
+        "auto", 400, ["binary_data_size must be a non-negative integer"]),
+}
+
+
+def bad_request_body(body, headers):
+    """The body and headers of a BAD_REQUESTS entry ("auto": the binary extension's header)."""
+    if body in ("short", "long"):
+        header = json.dumps(BINARY_HEADER).encode()
+        data = EIGHT_FLOATS[:-4] if body == "short" else EIGHT_FLOATS + b"\0" * 4
+        return header + data, {"Inference-Header-Content-Length": str(len(header))}
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    body = body.encode() if isinstance(body, str) else body
+    if headers == "auto":
+        return body + EIGHT_FLOATS, {"Inference-Header-Content-Length": str(len(body))}
+    return body, headers
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_request_is_answered_with_a_status_and_a_reason(shared, case):
+    path, body, headers, status, needles = BAD_REQUESTS[case]
+    body, headers = bad_request_body(body, headers)
+    error_of(shared.call("POST", path, body=body, headers=headers), status, *needles)
+    shared.assert_answers()
+
+
+def test_bytes_after_the_json_are_refused(shared):
+    # A NUL byte ends the input for the JSON parser; what follows it must not be ignored.
+    body = json.dumps(request_for("mlp", load("mlp", 1, "input"))).encode() + b"\0 and then {not json"
+    error_of(shared.infer(body), 400, "not valid JSON")
+
+
+@pytest.mark.parametrize("nesting", ["arrays", "objects"])
+def test_deeply_nested_data_is_refused_without_crashing(serve, nesting):
+    # A 400 kB body that nests 200,000 levels deep inside "data": within --max-body-bytes.
+    depth = 200_000
+    data = "[" * depth + "]" * depth if nesting == "arrays" else "[" + '{"a":' * depth + "1" + "}" * depth + "]"
+    shape = [1, 4] if nesting == "arrays" else [1]
+    body = '{"inputs":[{"name":"features","datatype":"FP32","shape":%s,"data":%s}]}' % (json.dumps(shape), data)
+    worker = serve()
+    try:
+        reply = worker.infer(body)
+    except (ConnectionError, http.client.HTTPException) as error:
+        worker.process.wait(timeout=5)
+        raise AssertionError(f"no answer ({error!r}); the worker exited {worker.process.returncode}") from None
+    error_of(reply, 400)
+    worker.assert_answers()
+
+
+# Misbehaving clients --------------------------------------------------------------------------------
+
+
+def raw_request(body: bytes, path: str = INFER, content_length: int | None = None) -> bytes:
+    length = len(body) if content_length is None else content_length
+    return (f"POST {path} HTTP/1.1\r\nHost: worker\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode() + body
+
+
+def reset(sock: socket.socket):
+    """Close with a TCP reset rather than a FIN, like a client that crashed."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_slow_client_does_not_hold_up_the_others(serve):
+    worker = serve("--read-timeout", 2)
+    inputs = load("mlp", 7, "input")
+    body = json.dumps(request_for("mlp", inputs)).encode()
+    slow = socket.create_connection(("127.0.0.1", worker.port), timeout=10)
+    slow.sendall(raw_request(b"", content_length=len(body)))
+    for piece in range(10):  # 10 pieces, 0.15 s apart: slow, but each within --read-timeout
+        slow.sendall(body[piece * len(body) // 10:(piece + 1) * len(body) // 10])
+        started = time.monotonic()
+        worker.assert_answers()
+        assert time.monotonic() - started < 1, "another client waited on the slow one"
+        time.sleep(0.15)
+    response = http.client.HTTPResponse(slow)
+    response.begin()
+    assert response.status == 200
+    np.testing.assert_allclose(output_array(json.loads(response.read())), load("mlp", 7, "output"), atol=1e-5, rtol=0)
+    slow.close()
+    # A client that stops sending for longer than --read-timeout is hung up on.
+    stalled = socket.create_connection(("127.0.0.1", worker.port), timeout=10)
+    stalled.sendall(raw_request(body[:20], content_length=len(body)))
+    started = time.monotonic()
+    try:
+        leftover = stalled.recv(65536)
+    except ConnectionResetError:
+        leftover = b""
+    except TimeoutError:
+        raise AssertionError("a client that stopped sending mid-body was not hung up on") from None
+    assert time.monotonic() - started < 5 and not leftover.startswith(b"HTTP/1.1 200"), leftover
+    stalled.close()
+    worker.assert_answers()
+
+
+def test_clients_that_hang_up_mid_body_or_before_the_answer(serve):
+    worker = serve()
+    big = json.dumps(request_for("mlp", features(4000, 1))).encode()  # a 240 kB answer
+    small = json.dumps(request_for("mlp", features(1, 2))).encode()
+    for round in range(20):
+        mid_body = socket.create_connection(("127.0.0.1", worker.port))
+        mid_body.sendall(raw_request(big[:1000], content_length=len(big)))
+        (reset if round % 2 else socket.socket.close)(mid_body)
+        for body in (big, small):
+            no_read = socket.create_connection(("127.0.0.1", worker.port))
+            no_read.sendall(raw_request(body))
+            (reset if round % 2 else socket.socket.close)(no_read)
+    worker.assert_answers()
+    deadline = time.monotonic() + 5
+    while worker.metrics().value("mlops_inference_in_flight", model="mlp") != 0:
+        assert time.monotonic() < deadline, "requests of gone clients stay in flight"
+        time.sleep(0.05)
+    metrics = worker.metrics()
+    # The 20 requests sent in full before a plain close were run (their answers went nowhere).
+    assert metrics.value("mlops_inference_requests_total", model="mlp", outcome="success") >= 20 + 1
+    assert metrics.value_or_zero("mlops_worker_http_responses_total", code="500") == 0
+    assert "500:" not in worker.log()
+
+
+def garbage(rng: random.Random, valid: dict) -> tuple[str, bytes, dict, set[int]]:
+    """A random bad request: (path, body, headers, the statuses it may get)."""
+    kind = rng.randrange(8)
+    text = json.dumps(valid).encode()
+    if kind == 0:
+        return INFER, rng.randbytes(rng.randrange(300)), {}, {400}
+    if kind == 1:
+        return INFER, text[:rng.randrange(len(text))], {}, {400}
+    if kind == 2:
+        body, headers = binary_request(dict(BINARY_HEADER), np.arange(8, dtype=np.float32))
+        return INFER, body[:rng.randrange(len(body))], headers, {400}
+    if kind == 3:
+        value = rng.choice(["1", "-1", "x", "99999999999999999999999", str(len(text) + 1), "0x10", "1.5"])
+        return INFER, text, {"Inference-Header-Content-Length": value}, {400}
+    if kind == 4:
+        return rng.choice(["/v2/models/nope/infer", "/v2/models/mlp/versions/2/infer", "/v2/modelz"]), text, {}, {404}
+    if kind == 5:
+        return INFER, rng.randbytes(4097 + rng.randrange(2000)), {}, {413}
+    # Wrong types: one field of a valid request replaced by something it cannot be.
+    document = json.loads(text)
+    tensor = document["inputs"][0]
+    wrong = [None, True, 3, -1.5, "x", [], {}, [[1]], {"a": [1]}, 2**70]
+    field = rng.choice(["inputs", "tensor", "name", "datatype", "shape", "dim", "data", "value", "id", "outputs", "drop"])
+    if field == "inputs":
+        document["inputs"] = rng.choice([None, 3, "x", {}, [None], [[]], [3]])
+    elif field == "tensor":
+        document["inputs"][0] = rng.choice([None, 3, "x", [], {}])
+    elif field in ("name", "datatype"):
+        tensor[field] = rng.choice([None, 3, [], {}, "", "features " if field == "name" else "FP16"])
+    elif field == "shape":
+        tensor["shape"] = rng.choice([None, "x", {}, [1], [4, 1], [1, 4, 1], [1.5, 4], [True, 4], [-1, 4], [2**70, 4]])
+    elif field == "dim":
+        tensor["shape"][rng.randrange(2)] = rng.choice([None, "1", 1.0, -4, 2**64, [1], 0])
+    elif field == "data":
+        tensor["data"] = rng.choice([None, "data", {}, [], [1, 2, 3], list(range(5)), [[1, 2], [3]]])
+    elif field == "value":
+        tensor["data"][rng.randrange(4)] = rng.choice([None, "1", {}, 1e39, -1e300, {"x": 1}])
+    elif field == "id":
+        document["id"] = rng.choice([None, 3, [], {}, False])
+    elif field == "outputs":
+        document["outputs"] = rng.choice([None, 3, "probabilities", [3], [{}], [{"name": 3}], [{"name": "x"}]])
+    else:
+        del tensor[rng.choice(["name", "datatype", "shape", "data"])]
+    if rng.random() < 0.5:
+        document = json.loads(json.dumps(document))
+    return INFER, json.dumps(document).encode(), {}, {400}
+
+
+def test_ten_thousand_garbage_requests_never_get_a_500(serve):
+    worker = serve("--max-body-bytes", 4096)
+    valid = request_for("mlp", features(1, 3), flat=True)
+
+    def client(seed: int) -> list[str]:
+        rng, problems = random.Random(seed), []
+        connection = worker.connection()
+        try:
+            for _ in range(2500):
+                path, body, headers, statuses = garbage(rng, valid)
+                try:
+                    reply = worker.call("POST", path, body=body, headers=headers, connection=connection)
+                except (ConnectionError, http.client.HTTPException) as error:
+                    problems.append(f"{path} {body[:80]!r} {headers}: no answer ({error!r})")
+                    connection.close()
+                    connection = worker.connection()
+                    continue
+                if reply.status not in statuses or "error" not in reply.json():
+                    problems.append(f"{path} {body[:80]!r} {headers}: {reply.status} {reply.body[:200]!r}")
+        finally:
+            connection.close()
+        return problems
+
+    with ThreadPoolExecutor(4) as pool:
+        problems = [p for found in pool.map(client, range(4)) for p in found]
+    assert not problems, f"{len(problems)} of 10000 answered wrongly, for example:\n" + "\n".join(problems[:10])
+    metrics = worker.metrics()
+    answered = {code: metrics.value_or_zero("mlops_worker_http_responses_total", code=code) for code in ("400", "404", "413")}
+    assert sum(answered.values()) == 10000 and min(answered.values()) > 0, answered
+    assert metrics.value_or_zero("mlops_worker_http_responses_total", code="500") == 0
+    assert metrics.value("mlops_inference_requests_total", model="mlp", outcome="success") == 0
+    worker.assert_answers()
+
+
+# Dynamic batching -----------------------------------------------------------------------------------
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(serve):
+    batched = serve("--max-batch", 64, "--batch-delay-us", 2000)
+    alone = serve("--max-batch", 1)
+    requests = [[features(1 + (t + i) % 5, 1000 * t + i) for i in range(20)] for t in range(32)]
+
+    def caller(t: int) -> list[np.ndarray]:
+        connection = batched.connection()
+        answers = []
+        for i, inputs in enumerate(requests[t]):
+            reply = batched.infer(request_for("mlp", inputs, id=f"{t}/{i}"), connection=connection)
+            assert reply.status == 200 and reply.json()["id"] == f"{t}/{i}", reply
+            answers.append(output_array(reply.json()))
+        connection.close()
+        return answers
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(caller, range(32)))
+    assert time.monotonic() - started < 30
+    connection = alone.connection()
+    for t in range(32):
+        for i, inputs in enumerate(requests[t]):
+            expected = output_array(alone.infer(request_for("mlp", inputs), connection=connection).json())
+            assert answers[t][i].shape == (len(inputs), 3), f"caller {t} request {i}: {answers[t][i].shape}"
+            np.testing.assert_allclose(answers[t][i], expected, atol=1e-6, rtol=0,
+                                       err_msg=f"caller {t} request {i} got rows that are not its own")
+    histogram = dict(batched.metrics().buckets("mlops_inference_batch_size", model="mlp"))
+    assert histogram[float("inf")] == 640
+    assert histogram[float("inf")] - histogram[8.0] > 0, f"no batch merged requests beyond 8 rows: {histogram}"
+    unbatched = dict(alone.metrics().buckets("mlops_inference_batch_size", model="mlp"))
+    assert unbatched[8.0] == unbatched[float("inf")] == 640, "with --max-batch 1 each request runs alone"
+
+
+# Metrics --------------------------------------------------------------------------------------------
+
+
+def test_metrics_count_exactly_and_histograms_are_well_formed(serve):
+    worker = serve(models=("mlp", "cnn"))
+    before = worker.metrics()
+    for seed in range(5):
+        assert worker.infer(request_for("mlp", features(2, seed))).status == 200
+    for body in ({"inputs": [good_tensor(shape=[8])]}, b"{", {"inputs": [good_tensor()], "outputs": [{"name": "x"}]}):
+        assert worker.infer(body).status == 400
+    assert worker.infer({"inputs": [good_tensor()]}, path="/v2/models/nope/infer").status == 404
+    assert worker.get("/v2/nothing").status == 404
+    after = worker.metrics()
+    for kind, count in (("success", 5), ("failure", 3)):
+        assert after.value("mlops_inference_requests_total", model="mlp", version="1", outcome=kind) == count
+        assert after.value("mlops_inference_requests_total", model="cnn", version="1", outcome=kind) == 0
+    responses = {code: after.value_or_zero("mlops_worker_http_responses_total", code=code)
+                 - before.value_or_zero("mlops_worker_http_responses_total", code=code) for code in ("200", "400", "404")}
+    assert responses == {"200": 5 + 1, "400": 3, "404": 2}, responses  # + 1: the first /metrics
+    assert after.value("mlops_inference_in_flight", model="mlp") == 0
+    assert after.value("mlops_model_device_info", model="cnn", version="1") == 1
+    assert after.value("mlops_worker_info", state="ready") == 1
+    for family in ("queue_seconds", "compute_seconds", "request_seconds", "batch_size"):
+        name = f"mlops_inference_{family}"
+        assert after.types[name] == "histogram"
+        for model, count in (("mlp", 5), ("cnn", 0)):
+            buckets = after.buckets(name, model=model)
+            bounds, counts = [b for b, _ in buckets], [c for _, c in buckets]
+            assert bounds == sorted(bounds) and bounds[-1] == float("inf"), bounds
+            assert counts == sorted(counts), f"{name}: buckets not cumulative: {counts}"
+            assert counts[-1] == after.value(f"{name}_count", model=model) == count
+            assert after.value(f"{name}_sum", model=model) >= 0
+    assert dict(after.buckets("mlops_inference_batch_size", model="mlp"))[2.0] == 5  # 2 rows each
+    assert after.types["mlops_inference_requests_total"] == "counter"
+
+
+# Stopping -------------------------------------------------------------------------------------------
+
+
+def start_slow_request(worker: Worker) -> tuple[threading.Thread, list]:
+    """An mlp request that waits in the batcher (--batch-delay-us); returns once it is in flight."""
+    outcome: list = []
+
+    def send():
+        try:
+            outcome.append(worker.infer(request_for("mlp", load("mlp", 1, "input"))))
+        except (ConnectionError, http.client.HTTPException) as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while worker.metrics().value("mlops_inference_in_flight", model="mlp") != 1:
+        assert time.monotonic() < deadline, "the request never got in flight"
+        time.sleep(0.01)
+    return thread, outcome
+
+
+def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(serve):
+    worker = serve("--max-batch", 64, "--batch-delay-us", 1_000_000)
+    thread, outcome = start_slow_request(worker)
+    worker.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 0.5
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", worker.port), timeout=1).close()
+        except ConnectionRefusedError:
+            break
+        assert time.monotonic() < deadline, "new connections still accepted 0.5 s after SIGTERM"
+        time.sleep(0.01)
+    assert thread.is_alive(), "the slow request should still be in flight when the port closes"
+    thread.join(timeout=10)
+    reply = outcome[0]
+    assert isinstance(reply, Reply) and reply.status == 200, reply
+    np.testing.assert_allclose(output_array(reply.json()), load("mlp", 1, "output"), atol=1e-5, rtol=0)
+    assert worker.process.wait(timeout=10) == 0
+    log = worker.log()
+    assert "received Terminated" in log and log.rstrip().endswith("stopped"), log
+
+
+def test_second_sigterm_during_the_drain_exits_at_once(serve):
+    worker = serve("--max-batch", 64, "--batch-delay-us", 10_000_000)
+    thread, outcome = start_slow_request(worker)
+    worker.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert worker.process.poll() is None, "the first SIGTERM drains: the request in flight holds it open"
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=5) == EXIT_INTERRUPTED
+    assert time.monotonic() - started < 1.5
+    thread.join(timeout=5)
+    assert not isinstance(outcome[0], Reply), "the request cut off by the second signal got no answer"
+    assert "second signal" in worker.log()
+
+
+def test_drain_timeout_exits_with_requests_still_in_flight(serve):
+    worker = serve("--max-batch", 64, "--batch-delay-us", 10_000_000, "--drain-timeout", 1)
+    thread, _ = start_slow_request(worker)
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=5) == EXIT_INTERRUPTED
+    assert 0.9 < time.monotonic() - started < 3
+    thread.join(timeout=5)
+    assert "still in flight after 1 s" in worker.log()
+
+
+# Ports ----------------------------------------------------------------------------------------------
+
+
+def test_port_file_holds_the_port_and_a_taken_port_exits_4(serve, tmp_path):
+    first = serve()
+    assert first.port_file.read_text() == f"{first.port}\n"
+    assert not first.port_file.with_name(first.port_file.name + ".tmp").exists()
+    assert f"listening on http://127.0.0.1:{first.port}\n" in first.log()
+    second_port_file = tmp_path / "second.port"
+    second = launch(tmp_path, "--model", MODELS / "mlp.onnx", "--port", first.port, "--port-file", second_port_file,
+                    name="second")
+    try:
+        assert second.wait(timeout=20) == EXIT_CONFLICT
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    stderr = (tmp_path / "second.log").read_text()
+    assert f"mlops-worker: error: cannot listen on 127.0.0.1:{first.port}" in stderr, stderr
+    assert not second_port_file.exists(), "a worker that could not listen must not write its port file"
+    first.assert_answers()
