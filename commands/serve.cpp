@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <sstream>
 #include <thread>
 
 namespace mlops::cli {
@@ -277,6 +278,19 @@ void run_logs(Context& context, const ServeOptions& options)
   if (!in) {
     throw Error(ExitCode::not_found, fmt::format("the log of '{}' ({}) cannot be read", service.name, path.string()));
   }
+  if (context.options.json) {
+    if (options.follow) {
+      throw Error(ExitCode::usage, "serve logs --follow prints the log as it grows; it cannot be one --json document");
+    }
+    auto text = options.tail > 0 ? tail_of_file(path, options.tail) : std::string(std::istreambuf_iterator<char>(in), {});
+    nlohmann::json lines = nlohmann::json::array();
+    std::istringstream split(text);
+    for (std::string line; std::getline(split, line);) {
+      lines.push_back(line);
+    }
+    context.out().result({{"service", service.name}, {"path", path.string()}, {"lines", lines}}, "");
+    return;
+  }
   std::string text = options.tail > 0 ? tail_of_file(path, options.tail) + "\n"
                                       : std::string(std::istreambuf_iterator<char>(in), {});
   if (options.tail > 0) {
@@ -329,6 +343,9 @@ void run_predict(Context& context, const ServeOptions& options)
   auto document = nlohmann::json::parse(response.body, nullptr, false);
   if (!document.is_object()) {
     throw Error(ExitCode::worker_unhealthy, fmt::format("'{}' answered with something that is not JSON", service.name));
+  }
+  if (!document.contains("id")) {
+    document["id"] = nullptr;
   }
   std::string human;
   for (const auto& output : document.value("outputs", nlohmann::json::array())) {

@@ -10,6 +10,7 @@ _mlops_subcommands() {
     'run artifact') printf '%s\n' 'add get' ;;
     'model') printf '%s\n' 'register ls show versions download alias tag archive restore rm lineage gate card export' ;;
     'model alias') printf '%s\n' 'set rm history' ;;
+    'serve') printf '%s\n' 'start ls status stop logs prune predict load' ;;
     'db') printf '%s\n' 'check migrate status' ;;
   esac
 }
@@ -75,6 +76,14 @@ _mlops_flags() {
     'model card') printf '%s\n' '-h --help --out --home --json -q --quiet -v --verbose --no-color --version' ;;
     'model export') printf '%s\n' '-h --help --format --home --json -q --quiet -v --verbose --no-color --version' ;;
     'serve') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve start') printf '%s\n' '-h --help --name --host --port --device --max-batch --batch-delay-us --threads --ready-timeout --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve ls') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve status') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve stop') printf '%s\n' '-h --help --all --timeout --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve logs') printf '%s\n' '-h --help -f --follow -n --tail --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve prune') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve predict') printf '%s\n' '-h --help --input --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'serve load') printf '%s\n' '-h --help -c --concurrency -d --duration --rate --input --home --json -q --quiet -v --verbose --no-color --version' ;;
     'deploy') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'db') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'db check') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
@@ -146,6 +155,14 @@ _mlops_valued_flags() {
     'model card') printf '%s\n' '--out --home' ;;
     'model export') printf '%s\n' '--format --home' ;;
     'serve') printf '%s\n' '--home' ;;
+    'serve start') printf '%s\n' '--name --host --port --device --max-batch --batch-delay-us --threads --ready-timeout --home' ;;
+    'serve ls') printf '%s\n' '--home' ;;
+    'serve status') printf '%s\n' '--home' ;;
+    'serve stop') printf '%s\n' '--timeout --home' ;;
+    'serve logs') printf '%s\n' '-n --tail --home' ;;
+    'serve prune') printf '%s\n' '--home' ;;
+    'serve predict') printf '%s\n' '--input --home' ;;
+    'serve load') printf '%s\n' '-c --concurrency -d --duration --rate --input --home' ;;
     'deploy') printf '%s\n' '--home' ;;
     'db') printf '%s\n' '--home' ;;
     'db check') printf '%s\n' '--home' ;;

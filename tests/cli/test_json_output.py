@@ -18,7 +18,8 @@ SCHEMAS = ["error", "init", "db-check", "db-migrate", "db-status", "version", "c
            "run-artifact-add", "run-artifact-get",
            "model-register", "model-ls", "model-show", "model-versions", "model-download", "model-alias-set", "model-alias-rm",
            "model-alias-history", "model-tag", "model-archive", "model-restore", "model-rm", "model-lineage", "model-gate",
-           "model-card", "model-export"]
+           "model-card", "model-export",
+           "serve-start", "serve-ls", "serve-status", "serve-stop", "serve-prune", "serve-logs", "serve-predict", "serve-load"]
 
 
 def ok_document(result, schema):
@@ -190,7 +191,7 @@ def test_home_option_not_a_home_error_json(mlops, project):
     assert "not an mlops home" in document["error"]["message"]
 
 
-@pytest.mark.parametrize("args", [["--json", "serve", "ls"], ["serve", "ls", "--json"], ["serve", "--json"]])
+@pytest.mark.parametrize("args", [["--json", "deploy", "ls"], ["deploy", "ls", "--json"], ["deploy", "--json"]])
 def test_planned_noun_error_json(mlops, project, args):
     # Global options may follow the command (`mlops db check --json`), for planned nouns too.
     document = error_document(mlops(*args, cwd=project), 1, "failure")

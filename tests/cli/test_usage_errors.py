@@ -7,7 +7,7 @@ import pytest
 from conftest import SOURCE_DIR, expect_error
 
 NOUNS = ["init", "hash", "artifact", "data", "exp", "run", "model", "serve", "deploy", "db", "completion", "version"]
-PLANNED = ["serve", "deploy"]
+PLANNED = ["deploy"]
 
 
 def project_version():
@@ -121,4 +121,4 @@ def test_planned_noun_says_not_available_yet(mlops, project, noun):
 
 
 def test_planned_noun_without_verb_says_not_available_yet(mlops, project):
-    expect_error(mlops("serve", cwd=project), 1, "`mlops serve`", "not available")
+    expect_error(mlops("deploy", cwd=project), 1, "`mlops deploy`", "not available")
