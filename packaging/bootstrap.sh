@@ -22,9 +22,10 @@ BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libcli11-dev libcurl4-openssl-d
 # What the tests use as oracles and tools: pytest and jsonschema for the CLI suite, hyperfine and
 # sqlite3 for the start-up benchmark, zsh and fish to check completions, dpkg-dev for the .deb,
 # git for the repositories that lineage is checked against, numpy and onnx to make ONNX fixtures,
-# ONNX's backend test cases for the runtime's conformance run.
+# ONNX's backend test cases for the runtime's conformance run, curl to call served models as users
+# do, wrk and nginx for the serving benchmark (nginx is the HTTP floor it compares against).
 TEST_PACKAGES=(python3-pytest python3-jsonschema hyperfine sqlite3 zsh fish dpkg-dev file util-linux git
-  python3-numpy python3-onnx libonnx-testdata)
+  python3-numpy python3-onnx libonnx-testdata curl wrk nginx)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -69,8 +70,9 @@ case "$step" in
     say "installed mlops into $PREFIX/bin" ;;
   demo)
     "$0" install
-    # The main job makes a git repository (lineage) and trains with numpy, exporting ONNX.
-    install_packages git python3-numpy python3-onnx
+    # The main job makes a git repository (lineage), trains with numpy, exporting ONNX, and calls
+    # the served model with curl.
+    install_packages git python3-numpy python3-onnx curl
     MLOPS="$PREFIX/bin/mlops" packaging/demo/main_job.sh ;;
   test)
     install_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"

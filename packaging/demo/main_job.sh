@@ -107,12 +107,25 @@ echo '{"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 2], "dat
 echo "\$ mlops-worker run triton-repository/churn/1/model.onnx --request score-request.json"
 "$worker" run triton-repository/churn/1/model.onnx --request score-request.json --device auto
 
+heading "Serve churn@production on the worker, call it, measure it, stop it"
+# Stop the service however the job ends, so that no worker outlives it.
+trap '"$mlops" serve stop --all >/dev/null 2>&1 || true' EXIT
+show serve start churn@production --name churn-prod
+url=$("$mlops" --json serve status churn-prod | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+echo "\$ curl -s $url/v2/models/churn/infer -d @score-request.json"
+curl -s "$url/v2/models/churn/infer" -d @score-request.json
+echo
+echo '[[0.2, 3.0], [2.5, -1.0]]' >rows.json
+show serve predict churn-prod --input rows.json
+show serve load churn-prod --concurrency 8 --duration 2s
+show serve ls
+show serve stop churn-prod
+
 heading "Errors are clear and scripts get exit codes and JSON"
 set +e
 (cd / && "$mlops" db status); echo "exit code $? (3: no home here)"
 "$mlops" --json bogus; echo "exit code $? (2: usage)"
 set -e
 
-printf '\n== Still to come (planned nouns, see README): serve churn@production on the worker,\n'
-printf '   canary-promote churn@2.\n'
+printf '\n== Still to come (planned noun, see README): canary-promote churn@2.\n'
 printf '\nmain job done; the project is in %s\n' "$project"
