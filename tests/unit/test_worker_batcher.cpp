@@ -1,0 +1,126 @@
+// Dynamic batching with the real runtime: concurrent callers of the PyTorch MLP, each with its
+// own rows, must get exactly what the model gives them alone, whether their requests merged or
+// not; bad requests fail alone; models without a shared batch dimension never merge.
+#include "mlops/worker/batcher.hpp"
+
+#include "mlops/core/error.hpp"
+#include "mlops/runtime/model_loader.hpp"
+
+#include "expect_error.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+using namespace mlops;
+using namespace mlops::runtime;
+using mlops::test::error_message;
+using mlops::test::mentions;
+
+namespace {
+
+const std::filesystem::path mlp = std::filesystem::path(MLOPS_TEST_FIXTURES) / "models" / "mlp.onnx";
+
+Executor cpu_executor()
+{
+  return Executor(load_model(mlp), make_device("cpu", DeviceOptions{1}));
+}
+
+// `rows` rows of features, different for every `seed`.
+std::vector<NamedTensor> request(std::int64_t rows, int seed)
+{
+  std::vector<float> values;
+  for (std::int64_t i = 0; i < rows * 4; ++i) {
+    values.push_back(std::sin(static_cast<float>(seed * 131 + i) * 0.37f) * 2.0f);
+  }
+  return {{"features", HostTensor::from(ElementType::float32, {rows, 4}, values)}};
+}
+
+} // namespace
+
+TEST_CASE("concurrent callers each get exactly their own rows, and batches form")
+{
+  auto reference = cpu_executor();
+  auto executor = cpu_executor();
+  worker::Batcher batcher(executor, worker::BatchOptions{16, std::chrono::microseconds(3000)});
+  REQUIRE(batcher.batchable());
+
+  constexpr int callers = 12;
+  constexpr int requests_each = 8;
+  std::vector<std::vector<worker::BatchResult>> results(callers);
+  std::vector<std::thread> threads;
+  for (int caller = 0; caller < callers; ++caller) {
+    threads.emplace_back([&, caller] {
+      for (int i = 0; i < requests_each; ++i) {
+        results[static_cast<size_t>(caller)].push_back(batcher.submit(request(1 + (caller + i) % 3, caller * 100 + i)));
+      }
+    });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  std::int64_t largest_batch = 0;
+  for (int caller = 0; caller < callers; ++caller) {
+    for (int i = 0; i < requests_each; ++i) {
+      const auto& result = results[static_cast<size_t>(caller)][static_cast<size_t>(i)];
+      auto alone = reference.run(request(1 + (caller + i) % 3, caller * 100 + i));
+      REQUIRE(result.outputs.size() == 1);
+      CHECK(result.outputs[0].name == "probabilities");
+      CHECK(result.outputs[0].tensor.shape == alone[0].tensor.shape);
+      const auto* got = result.outputs[0].tensor.data<float>();
+      const auto* want = alone[0].tensor.data<float>();
+      for (std::int64_t k = 0; k < alone[0].tensor.count(); ++k) {
+        CHECK(got[k] == doctest::Approx(want[k]).epsilon(1e-6));
+      }
+      largest_batch = std::max(largest_batch, result.batch_rows);
+      CHECK(result.batch_rows <= 16);
+    }
+  }
+  CHECK(largest_batch > 3);  // with a 3 ms delay and 12 callers, requests did merge
+}
+
+TEST_CASE("a bad request fails alone, before it can join a batch")
+{
+  auto executor = cpu_executor();
+  worker::Batcher batcher(executor, worker::BatchOptions{64, std::chrono::microseconds(0)});
+  std::vector<NamedTensor> wrong = {{"features", HostTensor::zeros(ElementType::float32, {2, 5})}};
+  auto message = error_message(ExitCode::usage, [&] { batcher.submit(wrong); });
+  CHECK(mentions(message, "features"));
+  auto fine = batcher.submit(request(2, 1));
+  CHECK(fine.outputs[0].tensor.shape == Shape{2, 3});
+}
+
+TEST_CASE("max_batch 1 never merges")
+{
+  auto executor = cpu_executor();
+  worker::Batcher batcher(executor, worker::BatchOptions{1, std::chrono::microseconds(2000)});
+  CHECK_FALSE(batcher.batchable());
+  std::vector<std::thread> threads;
+  std::vector<std::int64_t> batch_rows(6);
+  for (int caller = 0; caller < 6; ++caller) {
+    threads.emplace_back([&, caller] { batch_rows[static_cast<size_t>(caller)] = batcher.submit(request(2, caller)).batch_rows; });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  for (auto rows : batch_rows) {
+    CHECK(rows == 2);
+  }
+}
+
+TEST_CASE("a model whose outputs do not lead with the batch dimension is not batchable")
+{
+  Graph graph;
+  graph.inputs.push_back({"x", 0, ElementType::float32, std::vector<Dimension>{{-1, "batch"}, {4, ""}}});
+  graph.outputs.push_back({"y", 1, ElementType::float32, std::vector<Dimension>{{-1, "batch"}, {3, ""}}});
+  CHECK(worker::graph_is_batchable(graph));
+  graph.outputs[0].shape = std::vector<Dimension>{{3, ""}};
+  CHECK_FALSE(worker::graph_is_batchable(graph));
+  graph.outputs[0].shape = std::vector<Dimension>{{-1, "other"}, {3, ""}};
+  CHECK_FALSE(worker::graph_is_batchable(graph));
+  graph.outputs[0].shape.reset();
+  CHECK_FALSE(worker::graph_is_batchable(graph));
+}
