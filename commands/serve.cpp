@@ -51,8 +51,9 @@ struct ServeOptions
 std::chrono::milliseconds duration_option(const std::string& text, const char* option)
 {
   auto value = util::parse_duration(text, 1000ms);
-  if (!value) {
-    throw Error(ExitCode::usage, fmt::format("{} {} is not a duration: use seconds (30) or a unit (250ms, 30s, 5m)",
+  if (!value || value->count() == 0) {
+    throw Error(ExitCode::usage, fmt::format("{} {} is not a positive duration: use seconds (30) or a unit (250ms, "
+                                             "30s, 5m)",
                                              option, text));
   }
   return *value;

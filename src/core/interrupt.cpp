@@ -61,6 +61,14 @@ void throw_if_interrupted()
   }
 }
 
+InterruptSetAside::InterruptSetAside() : m_signal(g_signal.exchange(0)) {}
+
+InterruptSetAside::~InterruptSetAside()
+{
+  int none = 0;
+  g_signal.compare_exchange_strong(none, m_signal);
+}
+
 void add_interrupt_hook(InterruptHook hook, void* ctx)
 {
   // A slot is claimed through its context, and its hook published only once the context is set,

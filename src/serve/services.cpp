@@ -83,6 +83,13 @@ bool child_exited(int pid, std::string& status)
 
 } // namespace
 
+std::string Service::url() const
+{
+  // An IPv6 address takes brackets in a URL: http://[::1]:8000.
+  bool ipv6 = host.find(':') != std::string::npos;
+  return fmt::format("http://{}{}{}:{}", ipv6 ? "[" : "", host, ipv6 ? "]" : "", port);
+}
+
 std::string Service::infer_url() const
 {
   return fmt::format("{}/v2/models/{}/versions/{}/infer", url(), model, version);
@@ -279,6 +286,7 @@ Started Services::start(const StartRequest& request)
       kill(service.pid, SIGKILL);
       waitpid(service.pid, nullptr, 0);
     }
+    InterruptSetAside set_aside;  // Ctrl-C during the start must still remove the record
     store::write_transaction(m_db, [&] {
       m_db.prepare("DELETE FROM services WHERE name = ? AND started_at = ?").bind_all(service.name, service.started_at).run();
     });
@@ -309,7 +317,8 @@ Started Services::start(const StartRequest& request)
       throw fail(fmt::format("the worker for {} {} before it was ready", service.ref(), status));
     }
     if (interrupted()) {
-      throw fail("interrupted while the worker was starting");
+      auto error = fail("interrupted while the worker was starting");
+      throw Error(ExitCode::interrupted, error.what());
     }
     // The worker writes the port file once it listens (with --port 0 it is how we learn the port).
     if (auto port = read_port_file(port_file)) {

@@ -35,7 +35,7 @@ struct Service
   std::string started_at;
 
   std::string ref() const { return model + "@" + std::to_string(version); }
-  std::string url() const { return "http://" + host + ":" + std::to_string(port); }
+  std::string url() const;
   // POST here to infer: /v2/models/MODEL/versions/N/infer.
   std::string infer_url() const;
 };

@@ -414,7 +414,8 @@ int Worker::run()
   if (!m_options.port_file.empty()) {
     write_port_file(m_options.port_file, m_port);
   }
-  log_line("listening on http://{}:{}", m_options.host, m_port);
+  bool ipv6 = m_options.host.find(':') != std::string::npos;
+  log_line("listening on http://{}{}{}:{}", ipv6 ? "[" : "", m_options.host, ipv6 ? "]" : "", m_port);
   watch_signals();
 
   try {

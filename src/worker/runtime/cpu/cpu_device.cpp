@@ -32,7 +32,7 @@ void set_blas_threads(unsigned threads)
 
 std::string CpuDevice::description() const
 {
-  return fmt::format("cpu ({} threads)", m_pool.size());
+  return fmt::format("cpu ({} thread{})", m_pool.size(), m_pool.size() == 1 ? "" : "s");
 }
 
 void* CpuDevice::allocate(size_t bytes)
