@@ -15,16 +15,19 @@ const nlohmann::json& model_inputs(const nlohmann::json& metadata)
   return inputs != metadata.end() && inputs->is_array() ? *inputs : none;
 }
 
-void flatten_row(const nlohmann::json& value, nlohmann::json& out, const std::string& where)
+void flatten_row(const nlohmann::json& value, nlohmann::json& out, const std::string& where, int depth = 0)
 {
+  if (depth > 64) {
+    throw Error(ExitCode::usage, fmt::format("{} nests lists more than 64 deep", where));
+  }
   if (value.is_array()) {
     for (const auto& item : value) {
-      flatten_row(item, out, where);
+      flatten_row(item, out, where, depth + 1);
     }
   } else if (value.is_number() || value.is_boolean()) {
     out.push_back(value);
   } else {
-    throw Error(ExitCode::usage, fmt::format("{} holds {}, not a number", where, value.dump()));
+    throw Error(ExitCode::usage, fmt::format("{} holds {}, not a number", where, value.is_primitive() ? value.dump() : std::string("an ") + value.type_name()));
   }
 }
 

@@ -26,15 +26,30 @@ constexpr Datatype datatypes[] = {
   {ElementType::boolean, "BOOL"},
 };
 
-void flatten(const nlohmann::json& data, std::vector<const nlohmann::json*>& out)
+// Deeper nesting than any tensor's rank is refused, not recursed into: a request nesting 200,000
+// lists would otherwise overflow the stack.
+constexpr int max_nesting = 64;
+
+void flatten(const nlohmann::json& data, std::vector<const nlohmann::json*>& out, const std::string& what, int depth = 0)
 {
+  if (depth > max_nesting) {
+    throw Error(ExitCode::usage, fmt::format("{}: data nests lists more than {} deep", what, max_nesting));
+  }
   if (data.is_array()) {
     for (const auto& item : data) {
-      flatten(item, out);
+      flatten(item, out, what, depth + 1);
     }
   } else {
     out.push_back(&data);
   }
+}
+
+// A value for an error message: itself when it is a scalar, else its kind (printing a nested
+// value recurses as deep as it nests).
+std::string describe(const nlohmann::json& value)
+{
+  return value.is_primitive() ? value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                              : std::string("an ") + value.type_name();
 }
 
 template <class T> void fill(runtime::HostTensor& tensor, const std::vector<const nlohmann::json*>& values,
@@ -44,7 +59,7 @@ template <class T> void fill(runtime::HostTensor& tensor, const std::vector<cons
   for (size_t i = 0; i < values.size(); ++i) {
     const auto& value = *values[i];
     if (!value.is_number() && !value.is_boolean()) {
-      throw Error(ExitCode::usage, fmt::format("{}: data[{}] is {}, not a number", what, i, value.dump()));
+      throw Error(ExitCode::usage, fmt::format("{}: data[{}] is {}, not a number", what, i, describe(value)));
     }
     if (value.is_boolean()) {
       out[i] = static_cast<T>(value.get<bool>());
@@ -58,7 +73,7 @@ template <class T> void fill(runtime::HostTensor& tensor, const std::vector<cons
                       number <= static_cast<double>(std::numeric_limits<T>::max());
     if (!fits) {
       throw Error(ExitCode::usage, fmt::format("{}: data[{}] = {} does not fit the tensor's datatype", what, i,
-                                               value.dump()));
+                                               describe(value)));
     }
     out[i] = std::is_floating_point_v<T> ? static_cast<T>(number) : static_cast<T>(value.get<std::int64_t>());
   }
@@ -116,7 +131,7 @@ TensorHeader tensor_header_from_json(const nlohmann::json& document, const std::
   TensorHeader header{name.get<std::string>(), entry->type, {}};
   for (const auto& dim : shape) {
     if (!dim.is_number_integer() || dim.get<std::int64_t>() < 0) {
-      throw Error(ExitCode::usage, fmt::format("{}: shape {} must list non-negative integers", what, shape.dump()));
+      throw Error(ExitCode::usage, fmt::format("{}: shape must list non-negative integers, not {}", what, describe(dim)));
     }
     header.shape.push_back(dim.get<std::int64_t>());
   }
@@ -132,7 +147,7 @@ runtime::NamedTensor tensor_from_json(const nlohmann::json& document, const std:
   }
   const auto& dims = header.shape;
   std::vector<const nlohmann::json*> values;
-  flatten(*data, values);
+  flatten(*data, values, what);
   auto count = runtime::element_count(dims);
   if (static_cast<std::int64_t>(values.size()) != count) {
     throw Error(ExitCode::usage, fmt::format("{}: data has {} values, the shape {} needs {}", what, values.size(),

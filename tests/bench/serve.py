@@ -395,8 +395,7 @@ def serve_start_ms(args, processes, project, service):
     """(wall ms of `mlops serve start mlp@1`, the ready_ms it reports); stops the service."""
     processes.services[service] = project
     start = time.perf_counter()
-    done = mlops(args, project, "serve", "start", "mlp@1", "--name", service, "--port", str(free_port()),
-                 "--device", args.device, "--json")
+    done = mlops(args, project, "serve", "start", "mlp@1", "--name", service, "--device", args.device, "--json")
     wall = (time.perf_counter() - start) * 1000
     if done.returncode != 0:
         raise BenchError(f"mlops serve start mlp@1 failed ({done.returncode}): {done.stderr.strip()}")

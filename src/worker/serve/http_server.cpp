@@ -207,6 +207,12 @@ void Worker::infer(const httplib::Request& request, httplib::Response& response)
   InFlight in_flight(metrics);
   auto start = Clock::now();
   try {
+    // httplib enforces the limit on bodies with a Content-Length, not on chunked ones.
+    if (request.body.size() > m_options.max_body_bytes) {
+      ++metrics.failure;
+      send_error(response, 413, "the request body is larger than the worker's limit (--max-body-bytes)");
+      return;
+    }
     std::optional<size_t> header_length;
     if (request.has_header("Inference-Header-Content-Length")) {
       auto text = request.get_header_value("Inference-Header-Content-Length");

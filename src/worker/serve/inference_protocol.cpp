@@ -64,7 +64,8 @@ InferRequest parse_infer_request(std::string_view body, std::optional<size_t> he
   std::string_view json_part = body.substr(0, header_length.value_or(body.size()));
   std::string_view binary = body.substr(json_part.size());
   auto document = nlohmann::json::parse(json_part, nullptr, false);
-  if (document.is_discarded()) {
+  // The parser stops at a NUL byte; what follows it would otherwise be silently ignored.
+  if (document.is_discarded() || json_part.find('\0') != std::string_view::npos) {
     throw Error(ExitCode::usage, header_length ? "the request's header (its first Inference-Header-Content-Length "
                                                  "bytes) is not valid JSON"
                                                : "the request body is not valid JSON");

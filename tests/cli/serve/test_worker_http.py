@@ -33,7 +33,10 @@ WORKER = (BUILD_DIR / "mlops-worker").resolve()
 MODELS = SOURCE_DIR / "tests" / "fixtures" / "models"
 TORCH = MODELS / "torch"
 DATA_SETS = {1: "test_data_set_0", 7: "test_data_set_1"}  # make_models.py's batch sizes
-SIGNATURES = {"mlp": ("features", [-1, 4], "probabilities", [-1, 3]), "cnn": ("image", [-1, 1, 8, 8], "logits", [-1, 2])}
+SIGNATURES = {  # input name and shape, output name and shape, as the metadata gives them
+    "mlp": ("features", [-1, 4], "probabilities", [-1, 3]),
+    "cnn": ("image", [-1, 1, 8, 8], "logits", [-1, 2]),
+}
 INFER = "/v2/models/mlp/infer"
 EXIT_CONFLICT, EXIT_INTERRUPTED = 4, 8  # include/mlops/core/error.hpp
 
@@ -364,7 +367,8 @@ def test_binary_output_is_byte_exact_with_the_json_answer(shared, ask):
 def test_outputs_asked_for_without_binary_stay_json(shared):
     document = request_for("mlp", load("mlp", 1, "input"), outputs=[{"name": "probabilities"}])
     reply = shared.infer(document)
-    assert reply.headers["content-type"] == "application/json" and "inference-header-content-length" not in reply.headers
+    assert reply.headers["content-type"] == "application/json"
+    assert "inference-header-content-length" not in reply.headers
 
 
 # Bad requests ---------------------------------------------------------------------------------------
@@ -444,7 +448,28 @@ def bad_request_body(body, headers):
 def test_bad_request_is_answered_with_a_status_and_a_reason(shared, case):
     path, body, headers, status, needles = BAD_REQUESTS[case]
     body, headers = bad_request_body(body, headers)
-    error_of(shared.call("POST", path, body=body, headers=headers), status, *needles)
+    reply = shared.call("POST", path, body=body, headers={**headers, "X-Request-Id": case.replace(" ", "-")})
+    error_of(reply, status, *needles)
+    assert reply.headers.get("x-request-id") == case.replace(" ", "-"), "errors keep the caller's request id"
+    shared.assert_answers()
+
+
+def test_chunked_body_over_the_limit_gets_413(shared):
+    # Transfer-Encoding: chunked has no Content-Length to check up front; the limit holds all the same.
+    body = b" " * 1_000_000 + json.dumps(request_for("mlp", load("mlp", 1, "input"))).encode()
+    with socket.create_connection(("127.0.0.1", shared.port), timeout=10) as sock:
+        sock.sendall(f"POST {INFER} HTTP/1.1\r\nHost: worker\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        try:
+            for start in range(0, len(body), 65536):
+                piece = body[start:start + 65536]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sock.sendall(b"0\r\n\r\n")
+        except ConnectionError:
+            pass  # the worker may hang up once it has said 413
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    error_of(reply, 413, "--max-body-bytes")
     shared.assert_answers()
 
 
@@ -563,8 +588,8 @@ def garbage(rng: random.Random, valid: dict) -> tuple[str, bytes, dict, set[int]
     # Wrong types: one field of a valid request replaced by something it cannot be.
     document = json.loads(text)
     tensor = document["inputs"][0]
-    wrong = [None, True, 3, -1.5, "x", [], {}, [[1]], {"a": [1]}, 2**70]
-    field = rng.choice(["inputs", "tensor", "name", "datatype", "shape", "dim", "data", "value", "id", "outputs", "drop"])
+    field = rng.choice([
+        "inputs", "tensor", "name", "datatype", "shape", "dim", "data", "value", "id", "outputs", "drop"])
     if field == "inputs":
         document["inputs"] = rng.choice([None, 3, "x", {}, [None], [[]], [3]])
     elif field == "tensor":
@@ -585,9 +610,7 @@ def garbage(rng: random.Random, valid: dict) -> tuple[str, bytes, dict, set[int]
         document["outputs"] = rng.choice([None, 3, "probabilities", [3], [{}], [{"name": 3}], [{"name": "x"}]])
     else:
         del tensor[rng.choice(["name", "datatype", "shape", "data"])]
-    if rng.random() < 0.5:
-        document = json.loads(json.dumps(document))
-    return INFER, json.dumps(document).encode(), {}, {400}
+    return INFER, json.dumps(document, indent=rng.choice([None, 1])).encode(), {}, {400}
 
 
 def test_ten_thousand_garbage_requests_never_get_a_500(serve):
@@ -617,7 +640,8 @@ def test_ten_thousand_garbage_requests_never_get_a_500(serve):
         problems = [p for found in pool.map(client, range(4)) for p in found]
     assert not problems, f"{len(problems)} of 10000 answered wrongly, for example:\n" + "\n".join(problems[:10])
     metrics = worker.metrics()
-    answered = {code: metrics.value_or_zero("mlops_worker_http_responses_total", code=code) for code in ("400", "404", "413")}
+    answered = {code: metrics.value_or_zero("mlops_worker_http_responses_total", code=code)
+                for code in ("400", "404", "413")}
     assert sum(answered.values()) == 10000 and min(answered.values()) > 0, answered
     assert metrics.value_or_zero("mlops_worker_http_responses_total", code="500") == 0
     assert metrics.value("mlops_inference_requests_total", model="mlp", outcome="success") == 0
@@ -677,7 +701,8 @@ def test_metrics_count_exactly_and_histograms_are_well_formed(serve):
         assert after.value("mlops_inference_requests_total", model="mlp", version="1", outcome=kind) == count
         assert after.value("mlops_inference_requests_total", model="cnn", version="1", outcome=kind) == 0
     responses = {code: after.value_or_zero("mlops_worker_http_responses_total", code=code)
-                 - before.value_or_zero("mlops_worker_http_responses_total", code=code) for code in ("200", "400", "404")}
+                 - before.value_or_zero("mlops_worker_http_responses_total", code=code)
+                 for code in ("200", "400", "404")}
     assert responses == {"200": 5 + 1, "400": 3, "404": 2}, responses  # + 1: the first /metrics
     assert after.value("mlops_inference_in_flight", model="mlp") == 0
     assert after.value("mlops_model_device_info", model="cnn", version="1") == 1
