@@ -30,13 +30,7 @@ using namespace std::chrono_literals;
 struct ServeOptions
 {
   std::string target;  // NAME@REF, a service, or either
-  std::string name;
-  std::string host = "127.0.0.1";
-  int port = 0;
-  std::string device = "auto";
-  std::int64_t max_batch = 64;
-  std::int64_t batch_delay_us = 0;
-  unsigned threads = 0;
+  StartRequest start;  // serve start's options go straight in
   std::string ready_timeout = "60s";
   std::string timeout = "30s";
   bool all = false;
@@ -142,15 +136,8 @@ std::string output_text(const nlohmann::json& output)
 
 void run_start(Context& context, const ServeOptions& options)
 {
-  StartRequest request;
+  StartRequest request = options.start;
   request.ref = registry::parse_model_ref(options.target);
-  request.name = options.name;
-  request.host = options.host;
-  request.port = options.port;
-  request.device = options.device;
-  request.max_batch = options.max_batch;
-  request.batch_delay_us = options.batch_delay_us;
-  request.threads = options.threads;
   request.ready_timeout = duration_option(options.ready_timeout, "--ready-timeout");
   request.worker = worker_path();
   Services services(context.home(), context.database());
@@ -411,18 +398,18 @@ void setup_serve(CLI::App& noun, Context& context)
   auto* start = add_verb(noun, context, "start", "Serve a registered model version on the bundled worker",
                          [&context, options] { run_start(context, *options); });
   start->add_option("MODEL", options->target, "NAME@VERSION, NAME@ALIAS or NAME@latest")->required();
-  start->add_option("--name", options->name, "Service name (default: the model's name)");
-  start->add_option("--host", options->host, "Address the worker listens on")->capture_default_str();
-  start->add_option("--port", options->port, "Port (default 0: any free port)")->check(CLI::Range(0, 65535));
-  start->add_option("--device", options->device, "auto (CUDA when there is a GPU), cpu or cuda")
+  start->add_option("--name", options->start.name, "Service name (default: the model's name)");
+  start->add_option("--host", options->start.host, "Address the worker listens on")->capture_default_str();
+  start->add_option("--port", options->start.port, "Port (default 0: any free port)")->check(CLI::Range(0, 65535));
+  start->add_option("--device", options->start.device, "auto (CUDA when there is a GPU), cpu or cuda")
     ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
     ->capture_default_str();
-  start->add_option("--max-batch", options->max_batch, "Rows merged into one run; 1 turns batching off")
+  start->add_option("--max-batch", options->start.max_batch, "Rows merged into one run; 1 turns batching off")
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20))
     ->capture_default_str();
-  start->add_option("--batch-delay-us", options->batch_delay_us, "How long a request may wait for others to batch with")
+  start->add_option("--batch-delay-us", options->start.batch_delay_us, "How long a request may wait for others to batch with")
     ->check(CLI::Range(std::int64_t{0}, std::int64_t{10'000'000}));
-  start->add_option("--threads", options->threads, "CPU threads for the model (default: every core)");
+  start->add_option("--threads", options->start.threads, "CPU threads for the model (default: every core)");
   start->add_option("--ready-timeout", options->ready_timeout, "How long to wait for the worker to be ready")
     ->capture_default_str();
 
