@@ -1,10 +1,8 @@
-"""`mlops-worker serve`, seen by its clients: the real worker on a loopback port, spoken to over
-HTTP/1.1 with http.client and raw sockets, answering the Open Inference Protocol v2 (KServe v2
-REST) for the model fixtures, with what PyTorch computed for them as the expected answers.
-
-Every mistake a client can make gets a status and a JSON {"error": ...} that names the problem,
-and the worker goes on answering afterwards; misbehaving clients (slow, gone, garbage) never stop
-it from serving the others; SIGTERM finishes the requests in flight before exiting 0."""
+"""`mlops-worker serve` seen by its clients: the real worker on a loopback port answering the Open
+Inference Protocol v2 over HTTP/1.1 (http.client, raw sockets), checked against PyTorch's outputs.
+Every mistake a client can make gets a status and a JSON {"error": ...} naming the problem, and the
+worker answers on; misbehaving clients (slow, gone, garbage) never stop it serving the others;
+SIGTERM finishes the requests in flight before exiting 0."""
 
 from __future__ import annotations
 
@@ -100,11 +98,10 @@ class Worker:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                return self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return self.process.wait()
 
 
 def launch(directory: Path, *args, cwd: Path | None = None, name: str = "worker") -> subprocess.Popen:
@@ -155,7 +152,7 @@ def serve(tmp_path):
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
-    """mlp and cnn on one worker, for the tests that only read; a small body limit for 413."""
+    """mlp and cnn (two --model) on one worker, for the tests that only read; a small body limit for 413."""
     worker = start_worker(tmp_path_factory.mktemp("shared"), "--max-body-bytes", 65536, models=("mlp", "cnn"))
     yield worker
     worker.stop()
@@ -198,7 +195,7 @@ def split_binary(reply: Reply) -> tuple[dict, bytes]:
     return json.loads(reply.body[:length]), reply.body[length:]
 
 
-def error_of(reply: Reply, status: int, *needles: str) -> str:
+def error_of(reply: Reply, status: int, *needles: str):
     """The reply has `status` and a JSON {"error": message} naming every needle."""
     assert reply.status == status, f"expected {status}, got {reply}"
     assert reply.headers.get("content-type") == "application/json", reply.headers
@@ -206,7 +203,6 @@ def error_of(reply: Reply, status: int, *needles: str) -> str:
     assert list(document) == ["error"] and document["error"], document
     for needle in needles:
         assert needle in document["error"], f"{document['error']!r} does not mention {needle!r}"
-    return document["error"]
 
 
 class Metrics:
@@ -231,8 +227,9 @@ class Metrics:
         assert len(found) == 1, f"{name}{labels}: {len(found)} samples\n{self.text}"
         return found[0]
 
-    def value_or_zero(self, name: str, **labels) -> float:
-        found = [v for n, l, v in self.samples if n == name and all(l.get(k) == w for k, w in labels.items())]
+    def responses(self, code: str) -> float:
+        """mlops_worker_http_responses_total of one status code (absent until there is one)."""
+        found = [v for n, l, v in self.samples if n == "mlops_worker_http_responses_total" and l["code"] == code]
         return found[0] if found else 0.0
 
     def buckets(self, family: str, **labels) -> list[tuple[float, float]]:
@@ -244,14 +241,10 @@ class Metrics:
 # Health and metadata --------------------------------------------------------------------------------
 
 
-def test_health_live_and_ready(shared):
+def test_health_and_server_metadata(shared):
     assert shared.get("/v2/health/live").json() == {"live": True}
     reply = shared.get("/v2/health/ready")
-    assert (reply.status, reply.json()) == (200, {"ready": True})
-    assert reply.headers["content-type"] == "application/json"
-
-
-def test_server_metadata_names_the_binary_extension(shared):
+    assert (reply.status, reply.headers["content-type"], reply.json()) == (200, "application/json", {"ready": True})
     document = shared.get("/v2").json()
     assert document["name"] == "mlops-worker" and re.fullmatch(r"\d+\.\d+\.\d+.*", document["version"]), document
     assert "binary_tensor_data" in document["extensions"]
@@ -272,14 +265,12 @@ def test_model_metadata_gives_the_signature_with_minus_one_for_the_batch(shared,
     assert (ready.status, ready.json()) == (200, {"name": case, "version": "1", "ready": True})
 
 
-def test_unbatched_model_says_max_batch_size_zero(serve):
-    assert serve("--max-batch", 1).get("/v2/models/mlp").json()["parameters"]["max_batch_size"] == 0
-
-
 def test_versions_routes_and_the_newest_version_when_none_is_given(serve):
-    worker = serve("--model", f"m@2={MODELS / 'mlp.onnx'}", "--model", f"m@10={MODELS / 'cnn.onnx'}", models=())
+    worker = serve("--model", f"m@2={MODELS / 'mlp.onnx'}", "--model", f"m@10={MODELS / 'cnn.onnx'}", "--max-batch", 1,
+                   models=())
     newest = worker.get("/v2/models/m").json()  # 10 is newer than 2: versions compare as numbers
     assert newest["inputs"][0]["name"] == "image" and newest["versions"] == ["2", "10"], newest
+    assert newest["parameters"]["max_batch_size"] == 0, "--max-batch 1: no batching"
     older = worker.get("/v2/models/m/versions/2").json()
     assert older["inputs"][0]["name"] == "features" and older["versions"] == ["2"], older
     assert worker.get("/v2/models/m/ready").json() == {"name": "m", "version": "10", "ready": True}
@@ -292,13 +283,6 @@ def test_versions_routes_and_the_newest_version_when_none_is_given(serve):
         error_of(reply, 404, "m@3", "m@2, m@10")
 
 
-def test_two_models_each_answer_for_themselves(shared):
-    for case in ("mlp", "cnn"):
-        reply = shared.infer(request_for(case, load(case, 1, "input")), path=f"/v2/models/{case}/infer")
-        assert reply.json()["model_name"] == case
-    error_of(shared.get("/v2/models/resnet"), 404, "does not serve resnet", "mlp@1, cnn@1")
-
-
 def test_config_file_paths_are_relative_to_the_config(serve, tmp_path):
     config_dir = tmp_path / "conf"
     (config_dir / "models").mkdir(parents=True)
@@ -306,9 +290,7 @@ def test_config_file_paths_are_relative_to_the_config(serve, tmp_path):
     (config_dir / "serving.json").write_text(json.dumps({"models": [
         {"name": "classifier", "version": 3, "path": "models/classifier.onnx"},
         {"name": "vision", "path": str(MODELS / "cnn.onnx")}]}))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    worker = serve("--config", config_dir / "serving.json", models=(), cwd=elsewhere)
+    worker = serve("--config", config_dir / "serving.json", models=(), cwd=Path("/"))
     assert worker.get("/v2/models/classifier").json()["versions"] == ["3"]
     assert worker.get("/v2/models/vision/versions/1").json()["inputs"][0]["name"] == "image"
     answer = worker.infer(request_for("mlp", load("mlp", 7, "input")), path="/v2/models/classifier/versions/3/infer")
@@ -321,14 +303,15 @@ def test_config_file_paths_are_relative_to_the_config(serve, tmp_path):
 @pytest.mark.parametrize("case,batch", [("mlp", 1), ("mlp", 7), ("cnn", 1), ("cnn", 7)])
 def test_infer_matches_pytorch(shared, case, batch):
     inputs = load(case, batch, "input")
-    body = request_for(case, inputs, flat=batch == 7, id=f"req-{case}-{batch}")
+    output_name, output_shape = SIGNATURES[case][2:]
+    # Batch 7 sends flat data and names the output it wants (without binary_data: JSON all the same).
+    extra = {"outputs": [{"name": output_name}]} if batch == 7 else {}
+    body = request_for(case, inputs, flat=batch == 7, id=f"req-{case}-{batch}", **extra)
     reply = shared.infer(body, path=f"/v2/models/{case}/infer", headers={"X-Request-Id": f"trace-{batch}"})
-    assert reply.status == 200, reply
-    assert reply.headers["content-type"] == "application/json"
-    assert reply.headers["x-request-id"] == f"trace-{batch}"
+    assert reply.status == 200 and reply.headers["content-type"] == "application/json", reply
+    assert "inference-header-content-length" not in reply.headers and reply.headers["x-request-id"] == f"trace-{batch}"
     document = reply.json()
     assert (document["id"], document["model_name"], document["model_version"]) == (f"req-{case}-{batch}", case, "1")
-    output_name, output_shape = SIGNATURES[case][2:]
     assert document["outputs"][0]["name"] == output_name and len(document["outputs"]) == 1
     assert document["outputs"][0]["shape"] == [batch, output_shape[1]]
     np.testing.assert_allclose(output_array(document), load(case, batch, "output"), atol=1e-5, rtol=0)
@@ -364,13 +347,6 @@ def test_binary_output_is_byte_exact_with_the_json_answer(shared, ask):
     assert split_binary(shared.infer(body, headers=headers))[1] == data
 
 
-def test_outputs_asked_for_without_binary_stay_json(shared):
-    document = request_for("mlp", load("mlp", 1, "input"), outputs=[{"name": "probabilities"}])
-    reply = shared.infer(document)
-    assert reply.headers["content-type"] == "application/json"
-    assert "inference-header-content-length" not in reply.headers
-
-
 # Bad requests ---------------------------------------------------------------------------------------
 
 
@@ -384,49 +360,55 @@ BINARY_HEADER = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2
                              "parameters": {"binary_data_size": 32}}]}
 EIGHT_FLOATS = struct.pack("<8f", *range(8))
 
+def bad(body, *needles, status=400, path=INFER, headers=None):
+    return path, body, headers or {}, status, needles
+
+
+def binary_size(size) -> str:
+    return json.dumps({"inputs": [{**BINARY_HEADER["inputs"][0], "parameters": {"binary_data_size": size}}]})
+
+
+def header_length(value: str) -> dict:
+    return {"Inference-Header-Content-Length": value}
+
+
 BAD_REQUESTS = {  # name: (path, body, headers, status, needles in the error)
-    "malformed JSON": (INFER, b'{"inputs": [', {}, 400, ["not valid JSON"]),
-    "empty body": (INFER, b"", {}, 400, ["not valid JSON"]),
-    "not an object": (INFER, b"[1, 2, 3]", {}, 400, ['"inputs"']),
-    "missing inputs": (INFER, {"outputs": []}, {}, 400, ['"inputs"']),
-    "inputs not a list": (INFER, {"inputs": {"features": [1]}}, {}, 400, ['"inputs"']),
-    "no input given": (INFER, {"inputs": []}, {}, 400, ["needs the input 'features'"]),
-    "wrong input name": (INFER, {"inputs": [good_tensor(name="feature")]}, {}, 400, ["no input named 'feature'"]),
-    "input twice": (INFER, {"inputs": [good_tensor(), good_tensor()]}, {}, 400, ["'features'", "twice"]),
-    "wrong datatype": (INFER, {"inputs": [good_tensor(datatype="INT64")]}, {}, 400, ["float32, not int64"]),
-    "unknown datatype": (INFER, {"inputs": [good_tensor(datatype="FP16")]}, {}, 400, ['"FP16"', "not one of"]),
-    "wrong shape": (INFER, {"inputs": [good_tensor(shape=[4, 2])]}, {}, 400, ["[4, 2]", "dimension 1 must be 4"]),
-    "wrong rank": (INFER, {"inputs": [good_tensor(shape=[8])]}, {}, 400, ["1 dimensions", "expects 2"]),
-    "negative dimension": (INFER, {"inputs": [good_tensor(shape=[-2, 4])]}, {}, 400, ["non-negative integers"]),
-    "data count mismatch": (INFER, {"inputs": [good_tensor(data=[1, 2, 3])]}, {}, 400,
-                            ["data has 3 values", "[2, 4] needs 8"]),
-    "data not numbers": (INFER, {"inputs": [good_tensor(data=["a"] * 8)]}, {}, 400, ["data[0]", "not a number"]),
-    "data too large for FP32": (INFER, {"inputs": [good_tensor(data=[1e39] * 8)]}, {}, 400, ["does not fit"]),
-    "missing data": (INFER, {"inputs": [good_tensor(data=None)]}, {}, 400, ['no "data"']),
-    "id not a string": (INFER, {"id": 7, "inputs": [good_tensor()]}, {}, 400, ['"id" must be a string']),
-    "unknown output": (INFER, {"inputs": [good_tensor()], "outputs": [{"name": "logits"}]}, {}, 400,
-                       ["no output named 'logits'", "probabilities"]),
-    "output without a name": (INFER, {"inputs": [good_tensor()], "outputs": [{}]}, {}, 400, ['"name"']),
-    "unknown model": ("/v2/models/resnet/infer", {"inputs": [good_tensor()]}, {}, 404, ["does not serve resnet"]),
-    "unknown version": ("/v2/models/mlp/versions/9/infer", {"inputs": [good_tensor()]}, {}, 404, ["mlp@9"]),
-    "unknown path": ("/v2/models/mlp/predict", {"inputs": [good_tensor()]}, {}, 404, ["no such endpoint"]),
-    "body over --max-body-bytes": (INFER, b" " * 65537, {}, 413, ["--max-body-bytes"]),
-    "header length not a number": (INFER, BINARY_HEADER, {"Inference-Header-Content-Length": "twelve"}, 400,
-                                   ["'twelve' is not a byte count"]),
-    "header length negative": (INFER, BINARY_HEADER, {"Inference-Header-Content-Length": "-1"}, 400,
-                               ["not a byte count"]),
-    "header length past the body": (INFER, b"{}", {"Inference-Header-Content-Length": "3"}, 400,
-                                    ["Inference-Header-Content-Length is 3", "only 2 bytes"]),
-    "header length cuts the JSON": (INFER, BINARY_HEADER, {"Inference-Header-Content-Length": "10"}, 400,
-                                    ["first Inference-Header-Content-Length bytes) is not valid JSON"]),
-    "binary size wrong for the shape": (
-        INFER, json.dumps({"inputs": [{**BINARY_HEADER["inputs"][0], "parameters": {"binary_data_size": 28}}]}),
-        "auto", 400, ["binary_data_size is 28 bytes", "takes 32"]),
-    "binary data short": (INFER, "short", "auto", 400, ["the body ends 4 bytes before"]),
-    "binary data left over": (INFER, "long", "auto", 400, ["4 bytes of binary data that no input claims"]),
-    "binary size negative": (
-        INFER, json.dumps({"inputs": [{**BINARY_HEADER["inputs"][0], "parameters": {"binary_data_size": -32}}]}),
-        "auto", 400, ["binary_data_size must be a non-negative integer"]),
+    "malformed JSON": bad(b'{"inputs": [', "not valid JSON"),
+    "empty body": bad(b"", "not valid JSON"),
+    "not an object": bad(b"[1, 2, 3]", '"inputs"'),
+    "missing inputs": bad({"outputs": []}, '"inputs"'),
+    "inputs not a list": bad({"inputs": {"features": [1]}}, '"inputs"'),
+    "no input given": bad({"inputs": []}, "needs the input 'features'"),
+    "wrong input name": bad({"inputs": [good_tensor(name="feature")]}, "no input named 'feature'"),
+    "input twice": bad({"inputs": [good_tensor(), good_tensor()]}, "'features'", "twice"),
+    "wrong datatype": bad({"inputs": [good_tensor(datatype="INT64")]}, "float32, not int64"),
+    "unknown datatype": bad({"inputs": [good_tensor(datatype="FP16")]}, '"FP16"', "not one of"),
+    "wrong shape": bad({"inputs": [good_tensor(shape=[4, 2])]}, "[4, 2]", "dimension 1 must be 4"),
+    "wrong rank": bad({"inputs": [good_tensor(shape=[8])]}, "1 dimensions", "expects 2"),
+    "negative dimension": bad({"inputs": [good_tensor(shape=[-2, 4])]}, "non-negative integers"),
+    "data count mismatch": bad({"inputs": [good_tensor(data=[1, 2, 3])]}, "data has 3 values", "[2, 4] needs 8"),
+    "data not numbers": bad({"inputs": [good_tensor(data=["a"] * 8)]}, "data[0]", "not a number"),
+    "data too large for FP32": bad({"inputs": [good_tensor(data=[1e39] * 8)]}, "does not fit"),
+    "missing data": bad({"inputs": [good_tensor(data=None)]}, 'no "data"'),
+    "id not a string": bad({"id": 7, "inputs": [good_tensor()]}, '"id" must be a string'),
+    "unknown output": bad({"inputs": [good_tensor()], "outputs": [{"name": "logits"}]},
+                          "no output named 'logits'", "probabilities"),
+    "output without a name": bad({"inputs": [good_tensor()], "outputs": [{}]}, '"name"'),
+    "unknown model": bad({"inputs": [good_tensor()]}, "does not serve resnet", "it serves mlp@1, cnn@1", status=404,
+                         path="/v2/models/resnet/infer"),
+    "unknown version": bad({"inputs": [good_tensor()]}, "mlp@9", status=404, path="/v2/models/mlp/versions/9/infer"),
+    "unknown path": bad({"inputs": [good_tensor()]}, "no such endpoint", status=404, path="/v2/models/mlp/predict"),
+    "body over --max-body-bytes": bad(b" " * 65537, "--max-body-bytes", status=413),
+    "header length not a number": bad(BINARY_HEADER, "'twelve' is not a byte count", headers=header_length("twelve")),
+    "header length negative": bad(BINARY_HEADER, "not a byte count", headers=header_length("-1")),
+    "header length past the body": bad(b"{}", "Inference-Header-Content-Length is 3", "only 2 bytes",
+                                       headers=header_length("3")),
+    "header length cuts the JSON": bad(BINARY_HEADER, "first Inference-Header-Content-Length bytes) is not valid JSON",
+                                       headers=header_length("10")),
+    "binary size wrong for the shape": bad(binary_size(28), "binary_data_size is 28 bytes", "takes 32", headers="auto"),
+    "binary size negative": bad(binary_size(-32), "binary_data_size must be a non-negative integer", headers="auto"),
+    "binary data short": bad("short", "the body ends 4 bytes before", headers="auto"),
+    "binary data left over": bad("long", "4 bytes of binary data that no input claims", headers="auto"),
 }
 
 
@@ -435,12 +417,12 @@ def bad_request_body(body, headers):
     if body in ("short", "long"):
         header = json.dumps(BINARY_HEADER).encode()
         data = EIGHT_FLOATS[:-4] if body == "short" else EIGHT_FLOATS + b"\0" * 4
-        return header + data, {"Inference-Header-Content-Length": str(len(header))}
+        return header + data, header_length(str(len(header)))
     if isinstance(body, dict):
         body = json.dumps(body)
     body = body.encode() if isinstance(body, str) else body
     if headers == "auto":
-        return body + EIGHT_FLOATS, {"Inference-Header-Content-Length": str(len(body))}
+        return body + EIGHT_FLOATS, header_length(str(len(body)))
     return body, headers
 
 
@@ -451,25 +433,6 @@ def test_bad_request_is_answered_with_a_status_and_a_reason(shared, case):
     reply = shared.call("POST", path, body=body, headers={**headers, "X-Request-Id": case.replace(" ", "-")})
     error_of(reply, status, *needles)
     assert reply.headers.get("x-request-id") == case.replace(" ", "-"), "errors keep the caller's request id"
-    shared.assert_answers()
-
-
-def test_chunked_body_over_the_limit_gets_413(shared):
-    # Transfer-Encoding: chunked has no Content-Length to check up front; the limit holds all the same.
-    body = b" " * 1_000_000 + json.dumps(request_for("mlp", load("mlp", 1, "input"))).encode()
-    with socket.create_connection(("127.0.0.1", shared.port), timeout=10) as sock:
-        sock.sendall(f"POST {INFER} HTTP/1.1\r\nHost: worker\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
-        try:
-            for start in range(0, len(body), 65536):
-                piece = body[start:start + 65536]
-                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-            sock.sendall(b"0\r\n\r\n")
-        except ConnectionError:
-            pass  # the worker may hang up once it has said 413
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-    error_of(reply, 413, "--max-body-bytes")
     shared.assert_answers()
 
 
@@ -505,6 +468,12 @@ def raw_request(body: bytes, path: str = INFER, content_length: int | None = Non
             f"Content-Length: {length}\r\n\r\n").encode() + body
 
 
+def read_reply(sock: socket.socket) -> Reply:
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+
+
 def reset(sock: socket.socket):
     """Close with a TCP reset rather than a FIN, like a client that crashed."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -523,10 +492,9 @@ def test_slow_client_does_not_hold_up_the_others(serve):
         worker.assert_answers()
         assert time.monotonic() - started < 1, "another client waited on the slow one"
         time.sleep(0.15)
-    response = http.client.HTTPResponse(slow)
-    response.begin()
-    assert response.status == 200
-    np.testing.assert_allclose(output_array(json.loads(response.read())), load("mlp", 7, "output"), atol=1e-5, rtol=0)
+    reply = read_reply(slow)
+    assert reply.status == 200, reply
+    np.testing.assert_allclose(output_array(reply.json()), load("mlp", 7, "output"), atol=1e-5, rtol=0)
     slow.close()
     # A client that stops sending for longer than --read-timeout is hung up on.
     stalled = socket.create_connection(("127.0.0.1", worker.port), timeout=10)
@@ -536,8 +504,6 @@ def test_slow_client_does_not_hold_up_the_others(serve):
         leftover = stalled.recv(65536)
     except ConnectionResetError:
         leftover = b""
-    except TimeoutError:
-        raise AssertionError("a client that stopped sending mid-body was not hung up on") from None
     assert time.monotonic() - started < 5 and not leftover.startswith(b"HTTP/1.1 200"), leftover
     stalled.close()
     worker.assert_answers()
@@ -547,14 +513,14 @@ def test_clients_that_hang_up_mid_body_or_before_the_answer(serve):
     worker = serve()
     big = json.dumps(request_for("mlp", features(4000, 1))).encode()  # a 240 kB answer
     small = json.dumps(request_for("mlp", features(1, 2))).encode()
-    for round in range(20):
+    for attempt in range(20):
         mid_body = socket.create_connection(("127.0.0.1", worker.port))
         mid_body.sendall(raw_request(big[:1000], content_length=len(big)))
-        (reset if round % 2 else socket.socket.close)(mid_body)
+        (reset if attempt % 2 else socket.socket.close)(mid_body)
         for body in (big, small):
             no_read = socket.create_connection(("127.0.0.1", worker.port))
             no_read.sendall(raw_request(body))
-            (reset if round % 2 else socket.socket.close)(no_read)
+            (reset if attempt % 2 else socket.socket.close)(no_read)
     worker.assert_answers()
     deadline = time.monotonic() + 5
     while worker.metrics().value("mlops_inference_in_flight", model="mlp") != 0:
@@ -563,8 +529,24 @@ def test_clients_that_hang_up_mid_body_or_before_the_answer(serve):
     metrics = worker.metrics()
     # The 20 requests sent in full before a plain close were run (their answers went nowhere).
     assert metrics.value("mlops_inference_requests_total", model="mlp", outcome="success") >= 20 + 1
-    assert metrics.value_or_zero("mlops_worker_http_responses_total", code="500") == 0
+    assert metrics.responses("500") == 0
     assert "500:" not in worker.log()
+
+
+MISSING = object()
+MUTATIONS = {  # where in a valid mlp request (flat data), and what cannot go there
+    ("inputs",): [None, 3, "x", {}, [None], [[]], [3]],
+    ("inputs", 0): [None, 3, "x", [], {}],
+    ("inputs", 0, "name"): [MISSING, None, 3, [], {}, "", "features "],
+    ("inputs", 0, "datatype"): [MISSING, None, 3, [], {}, "", "FP16", "fp32"],
+    ("inputs", 0, "shape"): [MISSING, None, "x", {}, [1], [4, 1], [1, 4, 1], [1.5, 4], [True, 4], [2**70, 4]],
+    ("inputs", 0, "shape", 0): [None, "1", 1.0, -4, 2**64, [1], 0],
+    ("inputs", 0, "shape", 1): [None, "4", 4.0, -4, 2**64, [4], 0],
+    ("inputs", 0, "data"): [MISSING, None, "data", {}, [], [1, 2, 3], list(range(5)), [[1, 2], [3]]],
+    ("inputs", 0, "data", 2): [None, "1", {}, 1e39, -1e300, {"x": 1}],
+    ("id",): [None, 3, [], {}, False],
+    ("outputs",): [None, 3, "probabilities", [3], [{}], [{"name": 3}], [{"name": "x"}]],
+}
 
 
 def garbage(rng: random.Random, valid: dict) -> tuple[str, bytes, dict, set[int]]:
@@ -585,31 +567,17 @@ def garbage(rng: random.Random, valid: dict) -> tuple[str, bytes, dict, set[int]
         return rng.choice(["/v2/models/nope/infer", "/v2/models/mlp/versions/2/infer", "/v2/modelz"]), text, {}, {404}
     if kind == 5:
         return INFER, rng.randbytes(4097 + rng.randrange(2000)), {}, {413}
-    # Wrong types: one field of a valid request replaced by something it cannot be.
-    document = json.loads(text)
-    tensor = document["inputs"][0]
-    field = rng.choice([
-        "inputs", "tensor", "name", "datatype", "shape", "dim", "data", "value", "id", "outputs", "drop"])
-    if field == "inputs":
-        document["inputs"] = rng.choice([None, 3, "x", {}, [None], [[]], [3]])
-    elif field == "tensor":
-        document["inputs"][0] = rng.choice([None, 3, "x", [], {}])
-    elif field in ("name", "datatype"):
-        tensor[field] = rng.choice([None, 3, [], {}, "", "features " if field == "name" else "FP16"])
-    elif field == "shape":
-        tensor["shape"] = rng.choice([None, "x", {}, [1], [4, 1], [1, 4, 1], [1.5, 4], [True, 4], [-1, 4], [2**70, 4]])
-    elif field == "dim":
-        tensor["shape"][rng.randrange(2)] = rng.choice([None, "1", 1.0, -4, 2**64, [1], 0])
-    elif field == "data":
-        tensor["data"] = rng.choice([None, "data", {}, [], [1, 2, 3], list(range(5)), [[1, 2], [3]]])
-    elif field == "value":
-        tensor["data"][rng.randrange(4)] = rng.choice([None, "1", {}, 1e39, -1e300, {"x": 1}])
-    elif field == "id":
-        document["id"] = rng.choice([None, 3, [], {}, False])
-    elif field == "outputs":
-        document["outputs"] = rng.choice([None, 3, "probabilities", [3], [{}], [{"name": 3}], [{"name": "x"}]])
+    # Wrong types: one field of a valid request replaced by something it cannot be, or left out.
+    where = rng.choice(list(MUTATIONS))
+    *parents, last = where
+    document = target = json.loads(text)
+    for key in parents:
+        target = target[key]
+    value = rng.choice(MUTATIONS[where])
+    if value is MISSING:
+        del target[last]
     else:
-        del tensor[rng.choice(["name", "datatype", "shape", "data"])]
+        target[last] = value
     return INFER, json.dumps(document, indent=rng.choice([None, 1])).encode(), {}, {400}
 
 
@@ -640,10 +608,9 @@ def test_ten_thousand_garbage_requests_never_get_a_500(serve):
         problems = [p for found in pool.map(client, range(4)) for p in found]
     assert not problems, f"{len(problems)} of 10000 answered wrongly, for example:\n" + "\n".join(problems[:10])
     metrics = worker.metrics()
-    answered = {code: metrics.value_or_zero("mlops_worker_http_responses_total", code=code)
-                for code in ("400", "404", "413")}
+    answered = {code: metrics.responses(code) for code in ("400", "404", "413")}
     assert sum(answered.values()) == 10000 and min(answered.values()) > 0, answered
-    assert metrics.value_or_zero("mlops_worker_http_responses_total", code="500") == 0
+    assert metrics.responses("500") == 0
     assert metrics.value("mlops_inference_requests_total", model="mlp", outcome="success") == 0
     worker.assert_answers()
 
@@ -666,10 +633,8 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(serve):
         connection.close()
         return answers
 
-    started = time.monotonic()
     with ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(caller, range(32)))
-    assert time.monotonic() - started < 30
     connection = alone.connection()
     for t in range(32):
         for i, inputs in enumerate(requests[t]):
@@ -700,9 +665,7 @@ def test_metrics_count_exactly_and_histograms_are_well_formed(serve):
     for kind, count in (("success", 5), ("failure", 3)):
         assert after.value("mlops_inference_requests_total", model="mlp", version="1", outcome=kind) == count
         assert after.value("mlops_inference_requests_total", model="cnn", version="1", outcome=kind) == 0
-    responses = {code: after.value_or_zero("mlops_worker_http_responses_total", code=code)
-                 - before.value_or_zero("mlops_worker_http_responses_total", code=code)
-                 for code in ("200", "400", "404")}
+    responses = {code: after.responses(code) - before.responses(code) for code in ("200", "400", "404")}
     assert responses == {"200": 5 + 1, "400": 3, "404": 2}, responses  # + 1: the first /metrics
     assert after.value("mlops_inference_in_flight", model="mlp") == 0
     assert after.value("mlops_model_device_info", model="cnn", version="1") == 1
@@ -805,9 +768,7 @@ def test_port_file_holds_the_port_and_a_taken_port_exits_4(serve, tmp_path):
     try:
         assert second.wait(timeout=20) == EXIT_CONFLICT
     finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
+        second.kill()  # nothing to do once it has exited
     stderr = (tmp_path / "second.log").read_text()
     assert f"mlops-worker: error: cannot listen on 127.0.0.1:{first.port}" in stderr, stderr
     assert not second_port_file.exists(), "a worker that could not listen must not write its port file"
