@@ -86,7 +86,11 @@ public:
       throw Error(ExitCode::usage, fmt::format("{}: needs an input of rank 1 or more", m_node.label()));
     }
     const auto axis = static_cast<size_t>(normalize_axis(m_axis, rank, m_node));
-    const auto [outer, length, inner] = axis_layout(in.shape, static_cast<std::int64_t>(axis));
+    // Plain variables, not structured bindings: clang 14 (the fuzz build) cannot capture those.
+    const auto layout = axis_layout(in.shape, static_cast<std::int64_t>(axis));
+    const auto outer = layout.outer;
+    const auto length = layout.length;
+    const auto inner = layout.inner;
     Shape shape = in.shape;
     if (m_keep_dims) {
       shape[axis] = 1;
