@@ -58,7 +58,7 @@ class Processes:
     def __init__(self, mlops):
         self.mlops = mlops
         self.children = []
-        self.services = {}  # name -> project folder
+        self.services = {}  # name -> (project folder, the worker's pid once known)
 
     def start(self, command, log):
         with open(log, "wb") as out:
@@ -77,12 +77,19 @@ class Processes:
         self.children.remove(child)
 
     def close(self):
-        for name, project in list(self.services.items()):
+        for name, (project, pid) in list(self.services.items()):
             # Best effort: a start that failed or was interrupted may have left nothing to stop.
             try:
-                subprocess.run([str(self.mlops), "serve", "stop", name], cwd=project, capture_output=True, timeout=60)
+                stopped = subprocess.run([str(self.mlops), "serve", "stop", name], cwd=project, capture_output=True,
+                                         timeout=60).returncode == 0
             except subprocess.TimeoutExpired:
-                print(f"serve.py: warning: mlops serve stop {name} timed out", file=sys.stderr)
+                stopped = False
+            if not stopped and pid:
+                print(f"serve.py: warning: mlops serve stop {name} failed; sending SIGTERM to {pid}", file=sys.stderr)
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
             del self.services[name]
         for child in list(self.children):
             self.stop(child)
@@ -246,7 +253,7 @@ def run_wrk(args, url, body, connections, duration, must_succeed):
     script = args.folder / "post.lua"
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                       f"wrk.body = [==[{json.dumps(body)}]==]\n")
-    command = [args.wrk, "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration:g}s",
+    command = [args.wrk, "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration}s",
                "--timeout", "10s", "--latency", "-s", str(script), url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     if done.returncode != 0:
@@ -309,6 +316,9 @@ def http_floor(args, processes, table):
     if status != 200:
         raise BenchError(f"POST {url} answered {status}: {answer[:500]!r}")
     nginx = start_nginx(processes, args.nginx, args.folder, len(answer))
+    status, floor = request(f"{nginx.url}/v2/models/mlp/infer", "POST", json.dumps(MLP_REQUEST))
+    if status != 200 or len(floor) != len(answer):
+        raise BenchError(f"nginx answered {status} with {len(floor)} bytes, not 200 with {len(answer)}")
     for connections in (1, 16, 64):
         theirs = measure(args, f"{nginx.url}/v2/models/mlp/infer", MLP_REQUEST, connections, must_succeed=False)
         ours = measure(args, url, MLP_REQUEST, connections)
@@ -381,9 +391,17 @@ def direct_start_ms(args, processes):
 
 
 def mlops(args, project, *command, timeout=120):
+    """Runs the control plane with this benchmark's worker. Interrupted, it lets the command finish
+    first: killed halfway, `serve start` could leave a worker that no record names."""
     environment = dict(os.environ, MLOPS_WORKER=str(args.worker), NO_COLOR="1")
-    return subprocess.run([str(args.mlops), *command], cwd=project, env=environment, capture_output=True, text=True,
-                          timeout=timeout)
+    child = subprocess.Popen([str(args.mlops), *command], cwd=project, env=environment, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = child.communicate(timeout=timeout)
+    except BaseException:
+        child.communicate(timeout=timeout)
+        raise
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
 def serve_start_available(args):
@@ -393,13 +411,14 @@ def serve_start_available(args):
 
 def serve_start_ms(args, processes, project, service):
     """(wall ms of `mlops serve start mlp@1`, the ready_ms it reports); stops the service."""
-    processes.services[service] = project
+    processes.services[service] = (project, None)
     start = time.perf_counter()
     done = mlops(args, project, "serve", "start", "mlp@1", "--name", service, "--device", args.device, "--json")
     wall = (time.perf_counter() - start) * 1000
     if done.returncode != 0:
         raise BenchError(f"mlops serve start mlp@1 failed ({done.returncode}): {done.stderr.strip()}")
     started = json.loads(done.stdout)
+    processes.services[service] = (project, int(started["pid"]))
     status = request(f"http://127.0.0.1:{started['port']}/v2/health/ready")[0]
     if status != 200:
         raise BenchError(f"mlops serve start returned but {started['url']} answers {status} on /v2/health/ready")
@@ -436,7 +455,7 @@ def parse_args():
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed (not with --smoke)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10, smoke 1)")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (default 10, smoke 1)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--worker", default=str(ROOT / "build" / "mlops-worker"))
     parser.add_argument("--mlops", default=str(ROOT / "build" / "mlops"))
@@ -444,8 +463,9 @@ def parse_args():
     args.worker = pathlib.Path(args.worker).resolve()
     args.mlops = pathlib.Path(args.mlops).resolve()
     if args.duration is None:
-        args.duration = 1.0 if args.smoke else 10.0
-    args.warmup = 0.0 if args.smoke else min(2.0, args.duration / 5)
+        args.duration = 1 if args.smoke else 10
+    args.duration = max(1, args.duration)  # wrk takes whole seconds
+    args.warmup = 0 if args.smoke else min(2, max(1, args.duration // 5))
     # nginx lives in /usr/sbin, off a user's PATH.
     args.wrk = shutil.which("wrk")
     args.nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
@@ -465,7 +485,7 @@ def main():
     try:
         with tempfile.TemporaryDirectory(prefix="mlops-bench-serve.") as temp:
             args.folder = pathlib.Path(temp)
-            print(f"serve benchmark on {os.cpu_count()} cores, worker on {args.device}, {args.duration:g} s wrk runs"
+            print(f"serve benchmark on {os.cpu_count()} cores, worker on {args.device}, {args.duration} s wrk runs"
                   f"{' (smoke: targets not enforced)' if args.smoke else ''}; ratio is mlops/baseline", file=table.out)
             table.header()
             try:
