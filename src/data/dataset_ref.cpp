@@ -67,9 +67,14 @@ std::string DatasetRef::text() const
   return name + "@" + std::get<std::string>(version);
 }
 
+void validate_name(std::string_view name, std::string_view what)
+{
+  check_word(name, what, false);
+}
+
 void validate_dataset_name(std::string_view name)
 {
-  check_word(name, "dataset name", false);
+  validate_name(name, "dataset name");
 }
 
 void validate_tag(std::string_view tag)

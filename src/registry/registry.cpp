@@ -69,7 +69,7 @@ std::string ModelRef::text() const
 
 void validate_model_name(const std::string& name)
 {
-  data::validate_dataset_name(name);  // the same rule: letters, digits, . _ -, 1 to 128
+  data::validate_name(name, "model name");
 }
 
 void validate_alias(const std::string& alias)

@@ -2,12 +2,14 @@
 
 #include "mlops/core/error.hpp"
 #include "mlops/core/interrupt.hpp"
+#include "mlops/data/dataset_ref.hpp"
 #include "mlops/objects/object_store.hpp"
 #include "mlops/serve/http_client.hpp"
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
 #include "mlops/util/child_process.hpp"
 #include "mlops/util/time.hpp"
+#include "mlops/util/url.hpp"
 
 #include <fmt/format.h>
 
@@ -46,19 +48,6 @@ Service read_service(store::Statement& row)
   return service;
 }
 
-void validate_service_name(const std::string& name)
-{
-  bool valid = !name.empty() && name.size() <= 100 && std::isalnum(static_cast<unsigned char>(name[0])) &&
-               std::all_of(name.begin(), name.end(), [](unsigned char c) {
-                 return std::isalnum(c) || c == '_' || c == '-' || c == '.';
-               });
-  if (!valid) {
-    throw Error(ExitCode::usage, fmt::format("'{}' is not a valid service name: use letters, digits, '_', '-' and "
-                                             "'.', starting with a letter or digit",
-                                             name));
-  }
-}
-
 std::optional<int> read_port_file(const fs::path& file)
 {
   std::ifstream in(file);
@@ -81,13 +70,37 @@ bool child_exited(int pid, std::string& status)
   return true;
 }
 
+// `mlops-worker serve` for one service.
+std::vector<std::string> worker_command(const StartRequest& request, const Service& service, const fs::path& model_file,
+                                        const fs::path& port_file)
+{
+  std::vector<std::string> argv = {request.worker.string(),
+                                   "serve",
+                                   "--model",
+                                   fmt::format("{}@{}={}", service.model, service.version, model_file.string()),
+                                   "--host",
+                                   service.host,
+                                   "--port",
+                                   std::to_string(service.port),
+                                   "--port-file",
+                                   port_file.string(),
+                                   "--device",
+                                   service.device,
+                                   "--max-batch",
+                                   std::to_string(service.max_batch),
+                                   "--batch-delay-us",
+                                   std::to_string(request.batch_delay_us)};
+  if (request.threads > 0) {
+    argv.insert(argv.end(), {"--threads", std::to_string(request.threads)});
+  }
+  return argv;
+}
+
 } // namespace
 
 std::string Service::url() const
 {
-  // An IPv6 address takes brackets in a URL: http://[::1]:8000.
-  bool ipv6 = host.find(':') != std::string::npos;
-  return fmt::format("http://{}{}{}:{}", ipv6 ? "[" : "", host, ipv6 ? "]" : "", port);
+  return util::http_url(host, port);
 }
 
 std::string Service::infer_url() const
@@ -221,7 +234,7 @@ Started Services::start(const StartRequest& request)
   Started started;
   Service& service = started.service;
   service.name = request.name.empty() ? version.model : request.name;
-  validate_service_name(service.name);
+  data::validate_name(service.name, "service name");
   service.model = version.model;
   service.version = version.version;
   service.digest = version.digest.text();
@@ -262,25 +275,7 @@ Started Services::start(const StartRequest& request)
   auto port_file = dir / "port";
   fs::remove(port_file);
   std::ofstream(m_home.dir() / service.log_path, std::ios::trunc).flush();
-  std::vector<std::string> argv = {request.worker.string(),
-                                   "serve",
-                                   "--model",
-                                   fmt::format("{}@{}={}", service.model, service.version, model_file.string()),
-                                   "--host",
-                                   service.host,
-                                   "--port",
-                                   std::to_string(service.port),
-                                   "--port-file",
-                                   port_file.string(),
-                                   "--device",
-                                   service.device,
-                                   "--max-batch",
-                                   std::to_string(service.max_batch),
-                                   "--batch-delay-us",
-                                   std::to_string(request.batch_delay_us)};
-  if (request.threads > 0) {
-    argv.insert(argv.end(), {"--threads", std::to_string(request.threads)});
-  }
+  auto argv = worker_command(request, service, model_file, port_file);
   auto fail = [&](const std::string& what) -> Error {
     if (service.pid > 0) {
       kill(service.pid, SIGKILL);

@@ -26,6 +26,9 @@ struct DatasetRef
 
 // Throws Error(usage) saying what is wrong and what is allowed.
 DatasetRef parse_dataset_ref(std::string_view text);
+// The rule for every name mlops keeps (datasets, models, services): 1 to 128 letters, digits,
+// '.', '_' and '-', starting with a letter or digit. `what` names it in the message.
+void validate_name(std::string_view name, std::string_view what);
 void validate_dataset_name(std::string_view name);
 void validate_tag(std::string_view tag);
 

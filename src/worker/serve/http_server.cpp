@@ -2,6 +2,7 @@
 
 #include "mlops/core/build_info.hpp"
 #include "mlops/core/error.hpp"
+#include "mlops/util/url.hpp"
 #include "mlops/worker/device_probe.hpp"
 #include "mlops/worker/inference_protocol.hpp"
 
@@ -420,8 +421,7 @@ int Worker::run()
   if (!m_options.port_file.empty()) {
     write_port_file(m_options.port_file, m_port);
   }
-  bool ipv6 = m_options.host.find(':') != std::string::npos;
-  log_line("listening on http://{}{}{}:{}", ipv6 ? "[" : "", m_options.host, ipv6 ? "]" : "", m_port);
+  log_line("listening on {}", util::http_url(m_options.host, m_port));
   watch_signals();
 
   try {

@@ -320,7 +320,7 @@ def test_start_refuses_archived_foreign_and_unknown_models_and_bad_names(served)
     served.fails(3, "serve", "start", "mlp@9", needles=("no version 9",))
     served.fails(3, "serve", "start", "mlp@production", needles=("production",))
     for name in ("../escape", "has space", "-dash"):
-        served.fails(2, "serve", "start", "mlp@2", "--name", name, needles=(f"'{name}' is not a valid service name",))
+        served.fails(2, "serve", "start", "mlp@2", "--name", name, needles=(f'service name "{name}" is not valid',))
     assert not (served.path / ".mlops" / "escape").exists()
     assert_nothing_left(served)
 
