@@ -67,10 +67,17 @@ template <class T> void fill(runtime::HostTensor& tensor, const std::vector<cons
     }
     // In range for T, and whole for integers: converting anything else is undefined behaviour.
     double number = value.get<double>();
-    bool fits = std::is_floating_point_v<T>
-                  ? std::abs(number) <= static_cast<double>(std::numeric_limits<T>::max())
-                  : value.is_number_integer() && number >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
-                      number <= static_cast<double>(std::numeric_limits<T>::max());
+    bool fits = false;
+    if constexpr (std::is_floating_point_v<T>) {
+      fits = std::abs(number) <= static_cast<double>(std::numeric_limits<T>::max());
+    } else if (value.is_number_unsigned()) {
+      // Compared as integers: 2^63 rounds to INT64_MAX as a double and would pass, then wrap.
+      fits = value.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+    } else if (value.is_number_integer()) {
+      auto whole = value.get<std::int64_t>();
+      fits = whole >= static_cast<std::int64_t>(std::numeric_limits<T>::lowest()) &&
+             whole <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
+    }
     if (!fits) {
       throw Error(ExitCode::usage, fmt::format("{}: data[{}] = {} does not fit the tensor's datatype", what, i,
                                                describe(value)));

@@ -98,3 +98,15 @@ TEST_CASE("the response keeps the requested outputs, as JSON or binary")
   request.outputs = {{"nope", false}};
   CHECK(mentions(error_message(ExitCode::usage, [&] { make_infer_response("m", "1", request, outputs); }), "y, z"));
 }
+
+TEST_CASE("integers just past INT64's range are refused, not wrapped")
+{
+  auto largest = parse_infer_request(
+    R"({"inputs": [{"name": "x", "datatype": "INT64", "shape": [1], "data": [9223372036854775807]}]})", std::nullopt);
+  CHECK(largest.inputs[0].tensor.data<std::int64_t>()[0] == INT64_MAX);
+  auto message = error_message(ExitCode::usage, [] {
+    parse_infer_request(R"({"inputs": [{"name": "x", "datatype": "INT64", "shape": [1], "data": [9223372036854775808]}]})",
+                        std::nullopt);
+  });
+  CHECK(mentions(message, "does not fit"));
+}
