@@ -4,7 +4,7 @@
 #include "mlops/core/error.hpp"
 #include "mlops/runtime/executor.hpp"
 #include "mlops/runtime/model_loader.hpp"
-#include "mlops/worker/http_server.hpp"
+#include "mlops/worker/serve.hpp"
 #include "mlops/worker/model_signature.hpp"
 #include "mlops/worker/tensor_json.hpp"
 
@@ -158,8 +158,8 @@ int main(int argc, char** argv)
   serve_verb->add_option("--device", serve.load.device, "auto (CUDA when there is a GPU), cpu or cuda")
     ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   serve_verb->add_option("--threads", serve.load.threads, "CPU threads per model (default: every core)");
-  serve_verb->add_option("--http-threads", serve.http_threads, "Connections served at once")
-    ->check(CLI::Range(1u, 10000u))
+  serve_verb->add_option("--http-threads", serve.http_threads, "Event loops reading and answering connections (0: one per core)")
+    ->check(CLI::Range(0u, 256u))
     ->capture_default_str();
   serve_verb->add_option("--max-body-bytes", serve.max_body_bytes, "Larger request bodies get 413")
     ->check(CLI::Range(size_t{1}, size_t{1} << 40))

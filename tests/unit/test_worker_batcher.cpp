@@ -55,7 +55,7 @@ TEST_CASE("concurrent callers each get exactly their own rows, and batches form"
   for (int caller = 0; caller < callers; ++caller) {
     threads.emplace_back([&, caller] {
       for (int i = 0; i < requests_each; ++i) {
-        results[static_cast<size_t>(caller)].push_back(batcher.submit(request(1 + (caller + i) % 3, caller * 100 + i)));
+        results[static_cast<size_t>(caller)].push_back(batcher.run(request(1 + (caller + i) % 3, caller * 100 + i)));
       }
     });
   }
@@ -87,9 +87,9 @@ TEST_CASE("a bad request fails alone, before it can join a batch")
   auto executor = cpu_executor();
   worker::Batcher batcher(executor, worker::BatchOptions{64, std::chrono::microseconds(0)});
   std::vector<NamedTensor> wrong = {{"features", HostTensor::zeros(ElementType::float32, {2, 5})}};
-  auto message = error_message(ExitCode::usage, [&] { batcher.submit(wrong); });
+  auto message = error_message(ExitCode::usage, [&] { batcher.run(wrong); });
   CHECK(mentions(message, "features"));
-  auto fine = batcher.submit(request(2, 1));
+  auto fine = batcher.run(request(2, 1));
   CHECK(fine.outputs[0].tensor.shape == Shape{2, 3});
 }
 
@@ -101,7 +101,7 @@ TEST_CASE("max_batch 1 never merges")
   std::vector<std::thread> threads;
   std::vector<std::int64_t> batch_rows(6);
   for (int caller = 0; caller < 6; ++caller) {
-    threads.emplace_back([&, caller] { batch_rows[static_cast<size_t>(caller)] = batcher.submit(request(2, caller)).batch_rows; });
+    threads.emplace_back([&, caller] { batch_rows[static_cast<size_t>(caller)] = batcher.run(request(2, caller)).batch_rows; });
   }
   for (auto& thread : threads) {
     thread.join();

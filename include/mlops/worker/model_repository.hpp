@@ -34,8 +34,8 @@ struct ServedModel
 {
   ModelSpec spec;
   std::unique_ptr<runtime::Executor> executor;
-  std::unique_ptr<Batcher> batcher;
   std::unique_ptr<ModelMetrics> metrics;
+  std::unique_ptr<Batcher> batcher;  // last: its runner finishes with the executor and metrics alive
   nlohmann::json metadata;  // GET /v2/models/NAME/versions/VERSION
 };
 

@@ -17,11 +17,7 @@ struct Batcher::Pending
   std::vector<NamedTensor> inputs;  // in the graph's order
   std::int64_t rows = 0;            // their first dimension
   Clock::time_point enqueued;
-  std::condition_variable wake;  // done, or asked to lead
-  bool done = false;
-  bool lead = false;
-  BatchResult result;
-  std::exception_ptr failure;
+  BatchCompletion done;
 };
 
 namespace {
@@ -85,57 +81,92 @@ bool graph_is_batchable(const runtime::Graph& graph)
 Batcher::Batcher(runtime::Executor& executor, BatchOptions options)
   : m_executor(executor), m_options(options), m_batchable(options.max_batch > 1 && graph_is_batchable(executor.graph()))
 {
+  m_runner = std::thread([this] { run_queued(); });
 }
 
-BatchResult Batcher::submit(std::vector<NamedTensor> inputs)
+Batcher::~Batcher()
+{
+  {
+    std::lock_guard lock(m_mutex);
+    m_stopping = true;
+  }
+  m_changed.notify_one();
+  m_runner.join();
+}
+
+void Batcher::submit(std::vector<NamedTensor> inputs, BatchCompletion done)
 {
   const auto& graph = m_executor.graph();
   runtime::validate_inputs(graph, inputs);
-  auto pending = std::make_shared<Pending>();
+  auto pending = std::make_unique<Pending>();
   for (const auto& info : graph.inputs) {
     auto given = std::find_if(inputs.begin(), inputs.end(), [&](const auto& input) { return input.name == info.name; });
     pending->inputs.push_back(std::move(*given));
   }
   const auto& first_shape = pending->inputs.front().tensor.shape;
   pending->rows = first_shape.empty() ? 0 : first_shape[0];
+  pending->done = std::move(done);
 
   std::unique_lock lock(m_mutex);
   pending->enqueued = Clock::now();
-  m_queue.push_back(pending);
-  m_arrived.notify_one();
-  while (!pending->done) {
-    if (!m_running) {
-      // Lead: run the next batch (which holds this request unless it is waiting for a merge
-      // partner of another shape), then hand the lead to the oldest request still waiting.
-      m_running = true;
-      pending->lead = false;
-      auto batch = take_batch(lock);
-      lock.unlock();
-      run_batch(batch);
-      lock.lock();
-      for (const auto& member : batch) {
-        member->done = true;
-        if (member != pending) {
-          member->wake.notify_one();
-        }
-      }
-      m_running = false;
-      if (pending->done && !m_queue.empty()) {
-        m_queue.front()->lead = true;
-        m_queue.front()->wake.notify_one();
-      }
-      continue;
+  bool waits_for_company = m_batchable && m_options.delay.count() > 0;
+  if (!m_running && m_queue.empty() && !waits_for_company) {
+    m_running = true;
+    lock.unlock();
+    std::vector<std::unique_ptr<Pending>> alone;
+    alone.push_back(std::move(pending));
+    run_batch(std::move(alone));
+    lock.lock();
+    m_running = false;
+    if (m_queue.empty()) {
+      return;
     }
-    pending->wake.wait(lock, [&] { return pending->done || (pending->lead && !m_running); });
+  } else {
+    m_queue.push_back(std::move(pending));
   }
-  lock.unlock();
-  if (pending->failure) {
-    std::rethrow_exception(pending->failure);
-  }
-  return std::move(pending->result);
+  m_changed.notify_one();
 }
 
-std::vector<std::shared_ptr<Batcher::Pending>> Batcher::take_batch(std::unique_lock<std::mutex>& lock)
+BatchResult Batcher::run(std::vector<NamedTensor> inputs)
+{
+  std::mutex mutex;
+  std::condition_variable answered;
+  bool done = false;
+  BatchResult result;
+  std::exception_ptr failure;
+  submit(std::move(inputs), [&](BatchResult&& got, std::exception_ptr problem) {
+    std::lock_guard lock(mutex);
+    result = std::move(got);
+    failure = problem;
+    done = true;
+    answered.notify_one();
+  });
+  std::unique_lock lock(mutex);
+  answered.wait(lock, [&] { return done; });
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+  return result;
+}
+
+void Batcher::run_queued()
+{
+  std::unique_lock lock(m_mutex);
+  while (true) {
+    m_changed.wait(lock, [&] { return !m_running && (m_stopping || !m_queue.empty()); });
+    if (m_queue.empty()) {
+      return;  // stopping, with nothing left to run
+    }
+    m_running = true;
+    auto batch = take_batch(lock);
+    lock.unlock();
+    run_batch(std::move(batch));
+    lock.lock();
+    m_running = false;
+  }
+}
+
+std::vector<std::unique_ptr<Batcher::Pending>> Batcher::take_batch(std::unique_lock<std::mutex>& lock)
 {
   auto queued_rows = [&] {
     std::int64_t rows = 0;
@@ -146,11 +177,12 @@ std::vector<std::shared_ptr<Batcher::Pending>> Batcher::take_batch(std::unique_l
   };
   if (m_batchable && m_options.delay.count() > 0) {
     auto deadline = m_queue.front()->enqueued + m_options.delay;
-    while (queued_rows() < m_options.max_batch && Clock::now() < deadline) {
-      m_arrived.wait_until(lock, deadline);
+    while (queued_rows() < m_options.max_batch && Clock::now() < deadline && !m_stopping) {
+      m_changed.wait_until(lock, deadline);
     }
   }
-  std::vector<std::shared_ptr<Pending>> batch{m_queue.front()};
+  std::vector<std::unique_ptr<Pending>> batch;
+  batch.push_back(std::move(m_queue.front()));
   m_queue.pop_front();
   std::int64_t rows = batch.front()->rows;
   if (!m_batchable || rows == 0) {
@@ -161,7 +193,7 @@ std::vector<std::shared_ptr<Batcher::Pending>> Batcher::take_batch(std::unique_l
     if (candidate.rows > 0 && rows + candidate.rows <= m_options.max_batch &&
         can_merge(batch.front()->inputs, candidate.inputs)) {
       rows += candidate.rows;
-      batch.push_back(*it);
+      batch.push_back(std::move(*it));
       it = m_queue.erase(it);
     } else {
       ++it;
@@ -170,13 +202,15 @@ std::vector<std::shared_ptr<Batcher::Pending>> Batcher::take_batch(std::unique_l
   return batch;
 }
 
-void Batcher::run_batch(const std::vector<std::shared_ptr<Pending>>& batch)
+void Batcher::run_batch(std::vector<std::unique_ptr<Pending>> batch)
 {
   auto start = Clock::now();
   std::int64_t total_rows = 0;
   for (const auto& pending : batch) {
     total_rows += pending->rows;
   }
+  std::vector<BatchResult> results(batch.size());
+  std::exception_ptr failure;
   try {
     std::vector<NamedTensor> outputs;
     if (batch.size() == 1) {
@@ -208,22 +242,23 @@ void Batcher::run_batch(const std::vector<std::shared_ptr<Pending>>& batch)
     }
     double compute = seconds_between(start, Clock::now());
     std::int64_t offset = 0;
-    for (const auto& pending : batch) {
-      BatchResult result{{}, seconds_between(pending->enqueued, start), compute, total_rows};
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto& result = results[i];
+      result = {{}, seconds_between(batch[i]->enqueued, start), compute, total_rows};
       if (batch.size() == 1) {
         result.outputs = std::move(outputs);
       } else {
         for (const auto& output : outputs) {
-          result.outputs.push_back({output.name, slice_rows(output.tensor, offset, pending->rows)});
+          result.outputs.push_back({output.name, slice_rows(output.tensor, offset, batch[i]->rows)});
         }
-        offset += pending->rows;
+        offset += batch[i]->rows;
       }
-      pending->result = std::move(result);
     }
   } catch (...) {
-    for (const auto& pending : batch) {
-      pending->failure = std::current_exception();
-    }
+    failure = std::current_exception();
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i]->done(std::move(results[i]), failure);
   }
 }
 

@@ -1,26 +1,23 @@
 #include "mlops/worker/http_server.hpp"
 
-#include "mlops/core/build_info.hpp"
 #include "mlops/core/error.hpp"
-#include "mlops/util/url.hpp"
-#include "mlops/worker/device_probe.hpp"
-#include "mlops/worker/inference_protocol.hpp"
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
-#include <httplib.h>
+#include <nlohmann/json.hpp>
 
-#include <atomic>
-#include <charconv>
-#include <csignal>
-#include <cstdio>
-#include <ctime>
-#include <fstream>
-#include <thread>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
-#include <poll.h>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace mlops::worker {
@@ -29,435 +26,586 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum class State { loading, ready, draining };
+constexpr size_t read_chunk = 64 * 1024;
+constexpr auto sweep_interval = std::chrono::milliseconds(100);
+constexpr auto linger_time = std::chrono::seconds(2);
+// While a request is being answered, a pipelining client may send at most this much more before
+// the loop stops reading from it.
+constexpr size_t max_buffered_while_answering = 1 << 20;
 
-// One line on stderr (the worker's log when `mlops serve` started it), with the time.
-template <class... Args> void log_line(fmt::format_string<Args...> format, Args&&... args)
+thread_local HttpEventLoop* t_current_loop = nullptr;
+
+// Markers in epoll_event.data.ptr for the two descriptors that are not connections.
+char g_listen_marker;
+char g_wake_marker;
+
+std::string error_body(std::string_view message)
 {
-  auto line = fmt::format("{:%Y-%m-%dT%H:%M:%S} mlops-worker[{}]: {}\n", fmt::localtime(std::time(nullptr)), getpid(),
-                          fmt::format(format, std::forward<Args>(args)...));
-  std::fputs(line.c_str(), stderr);
-}
-
-void send_json(httplib::Response& response, int status, const nlohmann::json& document)
-{
-  response.status = status;
-  response.set_content(document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
-}
-
-void send_error(httplib::Response& response, int status, const std::string& message)
-{
-  send_json(response, status, {{"error", message}});
-}
-
-int http_status(const Error& error)
-{
-  switch (error.code()) {
-  case ExitCode::usage: return 400;
-  case ExitCode::not_found: return 404;
-  default: return 500;
-  }
-}
-
-template <class... Args> void append(std::string& out, fmt::format_string<Args...> format, Args&&... args)
-{
-  fmt::format_to(std::back_inserter(out), format, std::forward<Args>(args)...);
-}
-
-// Decrements the model's in-flight gauge however the request ends.
-struct InFlight
-{
-  explicit InFlight(ModelMetrics& counted) : metrics(counted) { ++metrics.in_flight; }
-  ~InFlight() { --metrics.in_flight; }
-  ModelMetrics& metrics;
-};
-
-void write_port_file(const std::filesystem::path& file, int port)
-{
-  auto staging = file;
-  staging += ".tmp";
-  {
-    std::ofstream out(staging, std::ios::trunc);
-    out << port << "\n";
-    if (!out.flush()) {
-      throw Error(ExitCode::failure, fmt::format("cannot write the port file {}", file.string()));
-    }
-  }
-  std::filesystem::rename(staging, file);
-}
-
-class Worker
-{
-public:
-  explicit Worker(const ServeOptions& options) : m_options(options) {}
-
-  int run();
-
-private:
-  void route();
-  ServedModel* model_or_404(const httplib::Request& request, httplib::Response& response);
-  void infer(const httplib::Request& request, httplib::Response& response);
-  std::string metrics_text();
-  void open_port();
-  void watch_signals();
-
-  const ServeOptions& m_options;
-  httplib::Server m_server;
-  ModelRepository m_repository;
-  std::atomic<State> m_state{State::loading};
-  ResponseCounter m_responses;
-  int m_listen_socket = -1;
-  int m_port = 0;
-};
-
-void Worker::route()
-{
-  m_server.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& response) {
-    send_json(response, 200, {{"live", true}});
-  });
-  m_server.Get("/v2/health/ready", [this](const httplib::Request&, httplib::Response& response) {
-    switch (m_state.load()) {
-    case State::ready: send_json(response, 200, {{"ready", true}}); break;
-    case State::loading: send_error(response, 503, "the worker is loading its models"); break;
-    case State::draining: send_error(response, 503, "the worker is shutting down"); break;
-    }
-  });
-  m_server.Get("/v2", [](const httplib::Request&, httplib::Response& response) {
-    send_json(response, 200,
-              {{"name", "mlops-worker"}, {"version", mlops_version()}, {"extensions", {"binary_tensor_data"}}});
-  });
-  const std::string model_path = R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)";
-  m_server.Get(model_path, [this](const httplib::Request& request, httplib::Response& response) {
-    if (auto* model = model_or_404(request, response)) {
-      auto metadata = model->metadata;
-      if (request.matches[2].length() == 0) {
-        metadata["versions"] = nlohmann::json::array();
-        for (const auto& other : m_repository.models()) {
-          if (other->spec.name == model->spec.name) {
-            metadata["versions"].push_back(other->spec.version);
-          }
-        }
-      }
-      send_json(response, 200, metadata);
-    }
-  });
-  m_server.Get(model_path + "/ready", [this](const httplib::Request& request, httplib::Response& response) {
-    if (auto* model = model_or_404(request, response)) {
-      send_json(response, 200, {{"name", model->spec.name}, {"version", model->spec.version}, {"ready", true}});
-    }
-  });
-  m_server.Post(model_path + "/infer",
-                [this](const httplib::Request& request, httplib::Response& response) { infer(request, response); });
-  m_server.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
-    response.set_content(metrics_text(), "text/plain; version=0.0.4");
-  });
-  // Whatever httplib answers by itself (no route, a body over the limit) still gets a JSON error.
-  m_server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
-    if (!response.body.empty()) {
-      return;
-    }
-    switch (response.status) {
-    case 404: send_error(response, 404, fmt::format("no such endpoint: {} {}", request.method, request.path)); break;
-    case 413: send_error(response, 413, "the request body is larger than the worker's limit (--max-body-bytes)"); break;
-    default: send_error(response, response.status, fmt::format("HTTP {}", response.status)); break;
-    }
-  });
-  m_server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr failure) {
-    std::string message = "internal error";
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& error) {
-      message = error.what();
-    } catch (...) {
-    }
-    log_line("500: {}", message);
-    send_error(response, 500, message);
-  });
-  m_server.set_post_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
-    m_responses.count(response.status);
-    if (request.has_header("X-Request-Id")) {
-      response.set_header("X-Request-Id", request.get_header_value("X-Request-Id"));
-    }
-  });
-}
-
-ServedModel* Worker::model_or_404(const httplib::Request& request, httplib::Response& response)
-{
-  std::string name = request.matches[1];
-  std::string version = request.matches[2];
-  if (m_state.load() == State::loading) {
-    send_error(response, 503, "the worker is loading its models");
-    return nullptr;
-  }
-  auto* model = m_repository.find(name, version);
-  if (!model) {
-    send_error(response, 404,
-               fmt::format("this worker does not serve {}{}; it serves {}", name, version.empty() ? "" : "@" + version,
-                           m_repository.listing()));
-  }
-  return model;
-}
-
-void Worker::infer(const httplib::Request& request, httplib::Response& response)
-{
-  auto* model = model_or_404(request, response);
-  if (!model) {
-    return;
-  }
-  auto& metrics = *model->metrics;
-  InFlight in_flight(metrics);
-  auto start = Clock::now();
-  try {
-    // httplib enforces the limit on bodies with a Content-Length, not on chunked ones.
-    if (request.body.size() > m_options.max_body_bytes) {
-      ++metrics.failure;
-      send_error(response, 413, "the request body is larger than the worker's limit (--max-body-bytes)");
-      return;
-    }
-    std::optional<size_t> header_length;
-    if (request.has_header("Inference-Header-Content-Length")) {
-      auto text = request.get_header_value("Inference-Header-Content-Length");
-      size_t value = 0;
-      auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), value);
-      if (problem != std::errc() || end != text.data() + text.size()) {
-        throw Error(ExitCode::usage, fmt::format("Inference-Header-Content-Length '{}' is not a byte count", text));
-      }
-      header_length = value;
-    }
-    auto parsed = parse_infer_request(request.body, header_length);
-    // Unknown outputs fail before the model runs, like unknown inputs.
-    const auto& outputs = model->executor->graph().outputs;
-    for (const auto& wanted : parsed.outputs) {
-      if (std::none_of(outputs.begin(), outputs.end(), [&](const auto& info) { return info.name == wanted.name; })) {
-        std::vector<std::string> names;
-        for (const auto& info : outputs) {
-          names.push_back(info.name);
-        }
-        throw Error(ExitCode::usage, fmt::format("{} has no output named '{}'; its outputs are {}", model->spec.name,
-                                                 wanted.name, fmt::join(names, ", ")));
-      }
-    }
-    auto result = model->batcher->submit(std::move(parsed.inputs));
-    auto answer = make_infer_response(model->spec.name, model->spec.version, parsed, std::move(result.outputs));
-    response.status = 200;
-    response.body = std::move(answer.body);
-    if (answer.header_length) {
-      response.set_header("Content-Type", "application/octet-stream");
-      response.set_header("Inference-Header-Content-Length", std::to_string(*answer.header_length));
-    } else {
-      response.set_header("Content-Type", "application/json");
-    }
-    metrics.queue_seconds.observe(result.queue_seconds);
-    metrics.compute_seconds.observe(result.compute_seconds);
-    metrics.batch_size.observe(static_cast<double>(result.batch_rows));
-    metrics.request_seconds.observe(std::chrono::duration<double>(Clock::now() - start).count());
-    ++metrics.success;
-  } catch (const Error& error) {
-    ++metrics.failure;
-    int status = http_status(error);
-    if (status == 500) {
-      log_line("{}@{}: {}", model->spec.name, model->spec.version, error.what());
-    }
-    send_error(response, status, error.what());
-  } catch (const std::exception& error) {
-    ++metrics.failure;
-    log_line("{}@{}: {}", model->spec.name, model->spec.version, error.what());
-    send_error(response, 500, error.what());
-  }
-}
-
-std::string Worker::metrics_text()
-{
-  std::string out;
-  const auto& models = m_repository.models();
-  append(out, "# HELP mlops_worker_info The worker's version and state.\n# TYPE mlops_worker_info gauge\n");
-  const char* state = m_state.load() == State::ready ? "ready" : m_state.load() == State::loading ? "loading" : "draining";
-  append(out, "mlops_worker_info{{version=\"{}\",state=\"{}\"}} 1\n", mlops_version(), state);
-  append(out, "# HELP mlops_worker_http_responses_total HTTP responses by status code.\n"
-         "# TYPE mlops_worker_http_responses_total counter\n");
-  m_responses.render(out);
-  if (m_state.load() == State::loading) {
-    return out;  // the models are still being added
-  }
-  append(out, "# HELP mlops_model_device_info The device each model version runs on.\n# TYPE mlops_model_device_info gauge\n");
-  for (const auto& model : models) {
-    append(out, "mlops_model_device_info{{{},device=\"{}\"}} 1\n", model->metrics->labels,
-           label_value(model->executor->device().description()));
-  }
-  append(out, "# HELP mlops_inference_requests_total Inference requests by outcome.\n"
-         "# TYPE mlops_inference_requests_total counter\n");
-  for (const auto& model : models) {
-    append(out, "mlops_inference_requests_total{{{},outcome=\"success\"}} {}\n", model->metrics->labels,
-           model->metrics->success.load());
-    append(out, "mlops_inference_requests_total{{{},outcome=\"failure\"}} {}\n", model->metrics->labels,
-           model->metrics->failure.load());
-  }
-  append(out, "# HELP mlops_inference_in_flight Inference requests being answered now.\n"
-         "# TYPE mlops_inference_in_flight gauge\n");
-  for (const auto& model : models) {
-    append(out, "mlops_inference_in_flight{{{}}} {}\n", model->metrics->labels, model->metrics->in_flight.load());
-  }
-  struct Family
-  {
-    const char* name;
-    const char* help;
-    Histogram ModelMetrics::*histogram;
-  };
-  const Family families[] = {
-    {"mlops_inference_queue_seconds", "Time from arrival until the request's batch started.", &ModelMetrics::queue_seconds},
-    {"mlops_inference_compute_seconds", "Time the model ran for the request's batch.", &ModelMetrics::compute_seconds},
-    {"mlops_inference_request_seconds", "Time from parsing the request to its answer.", &ModelMetrics::request_seconds},
-    {"mlops_inference_batch_size", "Rows in the batch each request ran in.", &ModelMetrics::batch_size},
-  };
-  for (const auto& family : families) {
-    append(out, "# HELP {} {}\n# TYPE {} histogram\n", family.name, family.help, family.name);
-    for (const auto& model : models) {
-      ((*model->metrics).*family.histogram).render(out, family.name, model->metrics->labels);
-    }
-  }
-  if (auto memory = gpu_memory()) {
-    append(out, "# HELP mlops_gpu_memory_used_bytes Memory in use on GPU 0, by every process.\n"
-           "# TYPE mlops_gpu_memory_used_bytes gauge\nmlops_gpu_memory_used_bytes {}\n",
-           memory->used);
-    append(out, "# HELP mlops_gpu_memory_total_bytes GPU 0's memory.\n"
-           "# TYPE mlops_gpu_memory_total_bytes gauge\nmlops_gpu_memory_total_bytes {}\n",
-           memory->total);
-  }
-  return out;
-}
-
-void Worker::open_port()
-{
-  // httplib's default socket options set SO_REUSEPORT, which would let a second worker bind a
-  // port in use and silently share its traffic. SO_REUSEADDR alone still allows a quick restart.
-  m_server.set_socket_options([this](int socket) {
-    int yes = 1;
-    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    m_listen_socket = socket;
-  });
-  const auto& host = m_options.host;
-  if (m_options.port == 0) {
-    m_port = m_server.bind_to_any_port(host);
-  } else {
-    m_port = m_server.bind_to_port(host, m_options.port) ? m_options.port : -1;
-  }
-  if (m_port <= 0) {
-    throw Error(ExitCode::conflict,
-                fmt::format("cannot listen on {}:{}: the port is in use or the address is not this machine's; pick "
-                            "another --port (0 picks a free one) or --host",
-                            host, m_options.port));
-  }
-  // httplib listens with a backlog of 5; a burst of 64 clients connecting at once would see
-  // refused or retried connections. Listening again on Linux only raises the backlog.
-  ::listen(m_listen_socket, SOMAXCONN);
-}
-
-// SIGTERM and SIGINT write their number here. A handler rather than sigwait: threads that
-// libraries start before main (OpenBLAS's) do not block signals, and one would die of it.
-int g_signal_pipe[2] = {-1, -1};
-
-extern "C" void on_stop_signal(int signal)
-{
-  auto byte = static_cast<unsigned char>(signal);
-  [[maybe_unused]] auto written = write(g_signal_pipe[1], &byte, 1);
-}
-
-// Waits for a signal byte for up to `timeout` (forever when negative); the signal, or 0.
-int wait_for_signal(int timeout_ms)
-{
-  pollfd wait{g_signal_pipe[0], POLLIN, 0};
-  while (true) {
-    int ready = poll(&wait, 1, timeout_ms);
-    if (ready > 0) {
-      unsigned char byte = 0;
-      if (read(g_signal_pipe[0], &byte, 1) == 1) {
-        return byte;
-      }
-    } else if (ready == 0 || errno != EINTR) {
-      return 0;
-    }
-  }
-}
-
-// The first SIGTERM or SIGINT drains; a second one, or the drain timeout, ends the process.
-void Worker::watch_signals()
-{
-  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
-    throw Error(ExitCode::failure, fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-  }
-  struct sigaction action = {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-  std::thread([this] {
-    int received = wait_for_signal(-1);
-    log_line("received {}: no new connections; finishing the requests in flight (a second signal exits at once)",
-             strsignal(received));
-    m_state = State::draining;
-    m_server.stop();
-    if (wait_for_signal(static_cast<int>(m_options.drain_timeout.count() * 1000)) != 0) {
-      log_line("second signal: exiting without finishing the requests in flight");
-    } else {
-      log_line("requests still in flight after {} s: exiting", m_options.drain_timeout.count());
-    }
-    std::_Exit(static_cast<int>(ExitCode::interrupted));
-  }).detach();
-}
-
-int Worker::run()
-{
-  std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is an error on its socket, not our death
-
-  m_server.new_task_queue = [threads = m_options.http_threads] { return new httplib::ThreadPool(threads); };
-  m_server.set_payload_max_length(m_options.max_body_bytes);
-  m_server.set_read_timeout(m_options.read_timeout.count());
-  m_server.set_keep_alive_max_count(100000);
-  m_server.set_tcp_nodelay(true);  // small answers go out at once, not after a delayed ACK (40 ms)
-  route();
-  open_port();
-  std::thread listener([this] { m_server.listen_after_bind(); });
-  if (!m_options.port_file.empty()) {
-    write_port_file(m_options.port_file, m_port);
-  }
-  log_line("listening on {}", util::http_url(m_options.host, m_port));
-  watch_signals();
-
-  try {
-    for (const auto& spec : m_options.models) {
-      if (m_state.load() == State::draining) {
-        break;
-      }
-      auto start = Clock::now();
-      m_repository.load(spec, m_options.load);
-      const auto& model = *m_repository.models().back();
-      log_line("loaded {}@{} from {} on {} in {:.1f} ms{}", spec.name, spec.version, spec.path.string(),
-               model.executor->device().description(),
-               std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
-               model.batcher->batchable() ? fmt::format(" (batches up to {} rows)", m_options.load.batching.max_batch)
-                                          : "");
-    }
-  } catch (...) {
-    m_server.stop();
-    listener.join();
-    throw;
-  }
-  State loading = State::loading;
-  if (m_state.compare_exchange_strong(loading, State::ready)) {
-    log_line("ready");
-  }
-  listener.join();  // returns after a signal, once the requests in flight are answered
-  log_line("stopped");
-  return 0;
+  return nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace
 
-int serve(const ServeOptions& options)
+class HttpEventLoop
 {
-  Worker worker(options);
-  return worker.run();
+public:
+  HttpEventLoop(const HttpServerOptions& options, const HttpHandler& handler, ResponseCounter& responses);
+  ~HttpEventLoop();
+
+  // Runs until drain() and the last connection. Loop 0 gets the listening socket and the others.
+  void run(int listen_socket, const std::vector<HttpEventLoop*>& loops);
+
+  // Any thread: `task` runs on this loop's thread.
+  void post(std::function<void()> task);
+  void drain();
+  void respond(int fd, std::uint64_t serial, HttpResponse&& response);
+
+private:
+  struct Connection
+  {
+    int fd = -1;
+    std::uint64_t serial = 0;
+    HttpRequestParser parser;
+    std::string in;  // received, from in_offset on not yet parsed
+    size_t in_offset = 0;
+    std::string out;  // to send, from out_offset on
+    size_t out_offset = 0;
+    bool answering = false;     // a request was handed to the handler, its answer is not written
+    bool in_handler = false;
+    bool keep_alive = true;
+    bool head_only = false;     // the request was HEAD
+    std::optional<std::string> request_id;
+    bool continue_sent = false;
+    bool read_paused = false;
+    bool peer_closed = false;   // the client sent FIN
+    bool closing = false;       // closes once `out` is sent
+    bool lingering = false;     // our FIN is sent; reading what is left before closing
+    bool dead = false;
+    Clock::time_point last_read;
+    Clock::time_point last_write;
+    Clock::time_point linger_deadline;
+
+    explicit Connection(HttpLimits limits) : parser(limits) {}
+    bool has_output() const { return out_offset < out.size(); }
+  };
+
+  void accept_connections(const std::vector<HttpEventLoop*>& loops);
+  void adopt(int fd);
+  void run_tasks();
+  void on_connection_event(Connection& connection, std::uint32_t events);
+  void read_available(Connection& connection);
+  void serve(Connection& connection);
+  void write_response(Connection& connection, HttpResponse&& response, bool close);
+  void write(Connection& connection, std::string_view head, std::string_view body);
+  void flush(Connection& connection);
+  void finish(Connection& connection);
+  void close(Connection& connection);
+  void sweep();
+
+  const HttpServerOptions& m_options;
+  const HttpHandler& m_handler;
+  ResponseCounter& m_responses;
+  int m_epoll = -1;
+  int m_wake = -1;
+  int m_listen_socket = -1;
+  size_t m_next_loop = 0;
+  bool m_draining = false;
+  Clock::time_point m_now = Clock::now();
+  std::uint64_t m_serial = 0;
+  std::unordered_map<int, std::unique_ptr<Connection>> m_connections;
+  std::vector<std::unique_ptr<Connection>> m_closed;  // freed after the events that may name them
+  std::vector<char> m_scratch = std::vector<char>(read_chunk);
+  std::mutex m_tasks_mutex;
+  std::vector<std::function<void()>> m_tasks;
+};
+
+void HttpResponder::send(HttpResponse response) const
+{
+  if (t_current_loop == m_loop) {
+    m_loop->respond(m_fd, m_serial, std::move(response));
+    return;
+  }
+  m_loop->post([loop = m_loop, fd = m_fd, serial = m_serial, response = std::move(response)]() mutable {
+    loop->respond(fd, serial, std::move(response));
+  });
+}
+
+HttpEventLoop::HttpEventLoop(const HttpServerOptions& options, const HttpHandler& handler, ResponseCounter& responses)
+  : m_options(options), m_handler(handler), m_responses(responses)
+{
+  m_epoll = epoll_create1(EPOLL_CLOEXEC);
+  m_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (m_epoll < 0 || m_wake < 0) {
+    throw Error(ExitCode::failure, fmt::format("cannot create an event loop: {}", std::strerror(errno)));
+  }
+  epoll_event event{EPOLLIN, {.ptr = &g_wake_marker}};
+  epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_wake, &event);
+}
+
+HttpEventLoop::~HttpEventLoop()
+{
+  for (auto& [fd, connection] : m_connections) {
+    ::close(fd);
+  }
+  ::close(m_wake);
+  ::close(m_epoll);
+}
+
+void HttpEventLoop::post(std::function<void()> task)
+{
+  bool was_empty = false;
+  {
+    std::lock_guard lock(m_tasks_mutex);
+    was_empty = m_tasks.empty();
+    m_tasks.push_back(std::move(task));
+  }
+  if (was_empty) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto written = ::write(m_wake, &one, sizeof(one));
+  }
+}
+
+void HttpEventLoop::drain()
+{
+  post([this] {
+    m_draining = true;
+    if (m_listen_socket >= 0) {
+      ::close(m_listen_socket);  // also leaves the epoll set
+      m_listen_socket = -1;
+    }
+    sweep();  // closes the idle connections now
+  });
+}
+
+void HttpEventLoop::run_tasks()
+{
+  std::uint64_t count = 0;
+  [[maybe_unused]] auto got = ::read(m_wake, &count, sizeof(count));
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(m_tasks_mutex);
+    tasks.swap(m_tasks);
+  }
+  for (auto& task : tasks) {
+    task();
+  }
+}
+
+void HttpEventLoop::run(int listen_socket, const std::vector<HttpEventLoop*>& loops)
+{
+  t_current_loop = this;
+  m_listen_socket = listen_socket;
+  if (listen_socket >= 0) {
+    epoll_event event{EPOLLIN, {.ptr = &g_listen_marker}};
+    epoll_ctl(m_epoll, EPOLL_CTL_ADD, listen_socket, &event);
+  }
+  epoll_event events[128];
+  auto last_sweep = Clock::now();
+  while (!m_draining || !m_connections.empty()) {
+    int timeout = m_connections.empty() ? -1 : static_cast<int>(sweep_interval.count());
+    int ready = epoll_wait(m_epoll, events, std::size(events), timeout);
+    m_now = Clock::now();
+    for (int i = 0; i < ready; ++i) {
+      auto* tag = events[i].data.ptr;
+      if (tag == &g_listen_marker) {
+        accept_connections(loops);
+      } else if (tag == &g_wake_marker) {
+        run_tasks();
+      } else if (auto* connection = static_cast<Connection*>(tag); !connection->dead) {
+        on_connection_event(*connection, events[i].events);
+      }
+    }
+    m_closed.clear();
+    if (m_now - last_sweep >= sweep_interval) {
+      last_sweep = m_now;
+      sweep();
+      m_closed.clear();
+    }
+  }
+}
+
+void HttpEventLoop::accept_connections(const std::vector<HttpEventLoop*>& loops)
+{
+  while (m_listen_socket >= 0) {
+    int fd = accept4(m_listen_socket, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      return;  // EAGAIN; or out of descriptors, tried again on the next wake
+    }
+    int yes = 1;  // small answers go out at once, not after a delayed ACK (40 ms)
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
+    auto* owner = loops[m_next_loop++ % loops.size()];
+    if (owner == this) {
+      adopt(fd);
+    } else {
+      owner->post([owner, fd] { owner->adopt(fd); });
+    }
+  }
+}
+
+void HttpEventLoop::adopt(int fd)
+{
+  if (m_draining) {
+    ::close(fd);
+    return;
+  }
+  auto connection = std::make_unique<Connection>(m_options.limits);
+  connection->fd = fd;
+  connection->serial = ++m_serial;
+  connection->last_read = connection->last_write = Clock::now();
+  epoll_event event{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = connection.get()}};
+  if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, fd, &event) != 0) {
+    ::close(fd);
+    return;
+  }
+  m_connections[fd] = std::move(connection);
+}
+
+void HttpEventLoop::on_connection_event(Connection& connection, std::uint32_t events)
+{
+  if (events & EPOLLERR) {
+    close(connection);
+    return;
+  }
+  if ((events & EPOLLOUT) && connection.has_output()) {
+    flush(connection);
+  }
+  if (!connection.dead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))) {
+    read_available(connection);
+    if (!connection.dead) {
+      serve(connection);
+    }
+  }
+}
+
+void HttpEventLoop::read_available(Connection& connection)
+{
+  while (!connection.peer_closed) {
+    if (connection.answering && connection.in.size() - connection.in_offset > max_buffered_while_answering) {
+      connection.read_paused = true;
+      return;
+    }
+    auto got = ::recv(connection.fd, m_scratch.data(), m_scratch.size(), 0);
+    if (got > 0) {
+      connection.last_read = m_now;
+      if (!connection.lingering) {
+        connection.in.append(m_scratch.data(), static_cast<size_t>(got));
+      }
+      if (static_cast<size_t>(got) < m_scratch.size()) {
+        return;  // the socket is empty; the next bytes raise a new edge
+      }
+    } else if (got == 0) {
+      connection.peer_closed = true;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return;
+    } else {
+      close(connection);
+      return;
+    }
+  }
+  if (connection.lingering) {
+    close(connection);  // the client has read our answer and closed
+  }
+}
+
+// Parses and hands on the requests that have arrived in full, one at a time.
+void HttpEventLoop::serve(Connection& connection)
+{
+  while (!connection.answering && !connection.closing && !connection.dead) {
+    std::string_view input(connection.in.data() + connection.in_offset, connection.in.size() - connection.in_offset);
+    size_t available = input.size();
+    auto status = connection.parser.feed(input);
+    connection.in_offset += available - input.size();
+    if (connection.in_offset == connection.in.size()) {
+      connection.in.clear();
+      connection.in_offset = 0;
+    } else if (connection.in_offset >= read_chunk) {
+      connection.in.erase(0, connection.in_offset);
+      connection.in_offset = 0;
+    }
+    if (status == HttpRequestParser::Status::failed) {
+      const auto& partial = connection.parser.request_so_far();
+      const auto* id = partial.header("x-request-id");
+      connection.request_id = id ? std::optional(*id) : std::nullopt;
+      connection.head_only = false;
+      HttpResponse response{connection.parser.error_status(), "application/json",
+                            error_body(connection.parser.error_message()), {}};
+      write_response(connection, std::move(response), true);
+      return;
+    }
+    if (status == HttpRequestParser::Status::incomplete) {
+      if (connection.peer_closed) {
+        close(connection);  // the client gave up on the request, or left between requests
+      } else if (connection.parser.expects_continue() && !connection.continue_sent) {
+        connection.continue_sent = true;
+        write(connection, "HTTP/1.1 100 Continue\r\n\r\n", {});
+      }
+      return;
+    }
+    auto request = connection.parser.take();
+    const auto* id = request.header("x-request-id");
+    connection.request_id = id ? std::optional(*id) : std::nullopt;
+    connection.answering = true;
+    connection.continue_sent = false;
+    connection.keep_alive = request.keep_alive;
+    connection.head_only = request.method == "HEAD";
+    connection.in_handler = true;
+    try {
+      m_handler(std::move(request), HttpResponder(this, connection.fd, connection.serial));
+    } catch (const std::exception& error) {
+      if (connection.answering && !connection.dead) {
+        write_response(connection, {500, "application/json", error_body(error.what()), {}}, false);
+      }
+    }
+    connection.in_handler = false;
+  }
+}
+
+void HttpEventLoop::respond(int fd, std::uint64_t serial, HttpResponse&& response)
+{
+  auto found = m_connections.find(fd);
+  if (found == m_connections.end() || found->second->serial != serial || !found->second->answering) {
+    return;  // the client has gone
+  }
+  auto& connection = *found->second;
+  write_response(connection, std::move(response), false);
+  if (!connection.in_handler && !connection.dead) {
+    if (connection.read_paused) {
+      connection.read_paused = false;
+      read_available(connection);
+    }
+    if (!connection.dead) {
+      serve(connection);  // a pipelined request may be waiting
+    }
+  }
+}
+
+void HttpEventLoop::write_response(Connection& connection, HttpResponse&& response, bool close)
+{
+  close = close || !connection.keep_alive || connection.peer_closed || m_draining;
+  connection.answering = false;
+  if (connection.request_id) {
+    response.fields.emplace_back("X-Request-Id", *connection.request_id);
+  }
+  m_responses.count(response.status);
+  auto head = http_response_head(response.status, response.content_type, response.body.size(), response.fields, close);
+  connection.closing = close;
+  write(connection, head, connection.head_only ? std::string_view() : std::string_view(response.body));
+}
+
+void HttpEventLoop::write(Connection& connection, std::string_view head, std::string_view body)
+{
+  if (connection.has_output()) {
+    connection.out.append(head).append(body);
+    return;
+  }
+  connection.out.clear();
+  connection.out_offset = 0;
+  iovec parts[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
+  msghdr message{};
+  message.msg_iov = parts;
+  message.msg_iovlen = body.empty() ? 1 : 2;
+  size_t total = head.size() + body.size();
+  auto sent = ::sendmsg(connection.fd, &message, MSG_NOSIGNAL);
+  while (sent < 0 && errno == EINTR) {
+    sent = ::sendmsg(connection.fd, &message, MSG_NOSIGNAL);
+  }
+  if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    close(connection);
+    return;
+  }
+  size_t done = sent < 0 ? 0 : static_cast<size_t>(sent);
+  connection.last_write = m_now;
+  if (done < total) {
+    if (done < head.size()) {
+      connection.out.append(head.substr(done)).append(body);
+    } else {
+      connection.out.append(body.substr(done - head.size()));
+    }
+    flush(connection);
+    return;
+  }
+  if (connection.closing) {
+    finish(connection);
+  }
+}
+
+void HttpEventLoop::flush(Connection& connection)
+{
+  while (connection.has_output()) {
+    auto sent = ::send(connection.fd, connection.out.data() + connection.out_offset,
+                       connection.out.size() - connection.out_offset, MSG_NOSIGNAL);
+    if (sent > 0) {
+      connection.out_offset += static_cast<size_t>(sent);
+      connection.last_write = m_now;
+    } else if (sent < 0 && errno == EINTR) {
+      continue;
+    } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;  // EPOLLOUT says when to go on
+    } else {
+      close(connection);
+      return;
+    }
+  }
+  connection.out.clear();
+  connection.out_offset = 0;
+  if (connection.closing) {
+    finish(connection);
+  }
+}
+
+// The answer is out and the connection ends. Closing with unread bytes in the socket would send
+// a reset that can destroy the answer before the client reads it (a 413 sent while the body still
+// arrives), so we send FIN and read until the client closes, for a while, like nginx's lingering
+// close.
+void HttpEventLoop::finish(Connection& connection)
+{
+  if (connection.peer_closed) {
+    close(connection);
+    return;
+  }
+  ::shutdown(connection.fd, SHUT_WR);
+  connection.lingering = true;
+  connection.linger_deadline = m_now + linger_time;
+  read_available(connection);
+}
+
+void HttpEventLoop::close(Connection& connection)
+{
+  if (connection.dead) {
+    return;
+  }
+  connection.dead = true;
+  ::close(connection.fd);
+  auto found = m_connections.find(connection.fd);
+  m_closed.push_back(std::move(found->second));
+  m_connections.erase(found);
+}
+
+void HttpEventLoop::sweep()
+{
+  std::vector<Connection*> all;
+  all.reserve(m_connections.size());
+  for (auto& [fd, connection] : m_connections) {
+    all.push_back(connection.get());
+  }
+  for (auto* connection : all) {
+    auto& c = *connection;
+    if (c.lingering) {
+      if (m_now >= c.linger_deadline) {
+        close(c);
+      }
+    } else if (c.has_output()) {
+      if (m_now - c.last_write > m_options.read_timeout) {
+        close(c);  // the client does not take its answer
+      }
+    } else if (c.answering) {
+      continue;
+    } else if (c.parser.in_progress() || c.in_offset < c.in.size()) {
+      if (m_now - c.last_read > m_options.read_timeout) {
+        c.request_id.reset();
+        c.head_only = false;
+        auto message = fmt::format("the rest of the request did not arrive within {} ms (--read-timeout)",
+                                   m_options.read_timeout.count());
+        write_response(c, {408, "application/json", error_body(message), {}}, true);
+      }
+    } else if (m_draining || m_now - std::max(c.last_read, c.last_write) > m_options.idle_timeout) {
+      close(c);
+    }
+  }
+}
+
+// HttpServer ---------------------------------------------------------------------------------------
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler, ResponseCounter& responses)
+  : m_options(std::move(options)), m_handler(std::move(handler))
+{
+  unsigned count = m_options.loops > 0 ? m_options.loops : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < count; ++i) {
+    m_loops.push_back(std::make_unique<HttpEventLoop>(m_options, m_handler, responses));
+  }
+}
+
+HttpServer::~HttpServer()
+{
+  if (m_listen_socket >= 0 && !m_running) {
+    ::close(m_listen_socket);
+  }
+}
+
+int HttpServer::listen()
+{
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* addresses = nullptr;
+  auto port_text = std::to_string(m_options.port);
+  auto cannot_listen = [&](std::string_view why) {
+    return Error(ExitCode::conflict, fmt::format("cannot listen on {}:{}: {}; pick another --port (0 picks a free "
+                                                 "one) or --host",
+                                                 m_options.host, m_options.port, why));
+  };
+  if (int problem = getaddrinfo(m_options.host.c_str(), port_text.c_str(), &hints, &addresses); problem != 0) {
+    throw cannot_listen(gai_strerror(problem));
+  }
+  std::string why = "no address";
+  for (auto* address = addresses; address; address = address->ai_next) {
+    int fd = socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, address->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    // SO_REUSEADDR allows a quick restart. SO_REUSEPORT stays off: it would let a second worker
+    // bind this port and silently take half its traffic.
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (bind(fd, address->ai_addr, address->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) {
+      m_listen_socket = fd;
+      break;
+    }
+    why = errno == EADDRINUSE ? "the port is in use" : std::strerror(errno);
+    ::close(fd);
+  }
+  freeaddrinfo(addresses);
+  if (m_listen_socket < 0) {
+    throw cannot_listen(why);
+  }
+  sockaddr_storage bound{};
+  socklen_t length = sizeof(bound);
+  getsockname(m_listen_socket, reinterpret_cast<sockaddr*>(&bound), &length);
+  return ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                           : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+void HttpServer::run()
+{
+  m_running = true;
+  std::vector<HttpEventLoop*> loops;
+  for (auto& loop : m_loops) {
+    loops.push_back(loop.get());
+  }
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < loops.size(); ++i) {
+    threads.emplace_back([&, i] { loops[i]->run(-1, loops); });
+  }
+  loops[0]->run(m_listen_socket, loops);
+  for (auto& thread : threads) {
+    thread.join();
+  }
+}
+
+void HttpServer::stop_accepting()
+{
+  // Refuses new connections at once, even while loop 0 is busy; loop 0 closes the socket.
+  ::shutdown(m_listen_socket, SHUT_RDWR);
+  for (auto& loop : m_loops) {
+    loop->drain();
+  }
 }
 
 } // namespace mlops::worker

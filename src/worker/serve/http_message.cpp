@@ -1,0 +1,393 @@
+#include "mlops/worker/http_message.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace mlops::worker {
+
+namespace {
+
+constexpr std::string_view crlf = "\r\n";
+constexpr size_t max_fields = 100;
+constexpr size_t max_chunk_line = 1024;
+
+char lower(char c)
+{
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+std::string lowered(std::string_view text)
+{
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), lower);
+  return out;
+}
+
+bool equals_ignoring_case(std::string_view a, std::string_view b)
+{
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+// RFC 9110's tchar: what a method or a field name is made of.
+bool is_token_char(char c)
+{
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_token(std::string_view text)
+{
+  return !text.empty() && std::all_of(text.begin(), text.end(), is_token_char);
+}
+
+std::string_view trim(std::string_view text)
+{
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+int hex_value(char c)
+{
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  c = lower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+std::optional<std::string> percent_decoded(std::string_view text)
+{
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size()) {
+      return std::nullopt;
+    }
+    int high = hex_value(text[i + 1]);
+    int low = hex_value(text[i + 2]);
+    if (high < 0 || low < 0 || (high == 0 && low == 0)) {
+      return std::nullopt;  // not a %XX escape, or a NUL
+    }
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
+// Each comma-separated element of a field value, trimmed.
+template <class Visit> void for_each_element(std::string_view value, Visit visit)
+{
+  while (true) {
+    auto comma = value.find(',');
+    visit(trim(value.substr(0, comma)));
+    if (comma == std::string_view::npos) {
+      return;
+    }
+    value.remove_prefix(comma + 1);
+  }
+}
+
+} // namespace
+
+const std::string* HttpRequest::header(std::string_view lower_name) const
+{
+  for (const auto& [name, value] : headers) {
+    if (name == lower_name) {
+      return &value;
+    }
+  }
+  return nullptr;
+}
+
+HttpRequestParser::Status HttpRequestParser::fail(int status, std::string message)
+{
+  m_state = State::failed;
+  m_error_status = status;
+  m_error_message = std::move(message);
+  return Status::failed;
+}
+
+HttpRequestParser::Status HttpRequestParser::feed(std::string_view& input)
+{
+  while (true) {
+    switch (m_state) {
+    case State::head: {
+      // Empty lines before a request line are tolerated (RFC 9112, 2.2).
+      while (m_head.empty() && !input.empty() && (input.front() == '\r' || input.front() == '\n')) {
+        input.remove_prefix(1);
+      }
+      if (input.empty()) {
+        return Status::incomplete;
+      }
+      size_t old_size = m_head.size();
+      size_t room = m_limits.max_head_bytes + 4 - std::min(old_size, m_limits.max_head_bytes + 4);
+      m_head.append(input.substr(0, room));
+      auto end = m_head.find("\r\n\r\n", old_size >= 3 ? old_size - 3 : 0);
+      if (end == std::string::npos || end + 4 > m_limits.max_head_bytes) {
+        if (m_head.size() > m_limits.max_head_bytes) {
+          return fail(431, fmt::format("the request line and header fields are longer than {} bytes",
+                                       m_limits.max_head_bytes));
+        }
+        input.remove_prefix(std::min(room, input.size()));
+        return Status::incomplete;
+      }
+      input.remove_prefix(end + 4 - old_size);
+      m_head.resize(end + 2);  // keep the last field's CRLF
+      if (auto status = parse_head(); status == Status::failed) {
+        return status;
+      }
+      break;
+    }
+    case State::body: {
+      auto piece = input.substr(0, m_remaining);
+      m_request.body.append(piece);
+      input.remove_prefix(piece.size());
+      m_remaining -= piece.size();
+      if (m_remaining > 0) {
+        return Status::incomplete;
+      }
+      m_state = State::done;
+      break;
+    }
+    case State::chunk_data: {
+      auto piece = input.substr(0, m_remaining);
+      m_request.body.append(piece);
+      input.remove_prefix(piece.size());
+      m_remaining -= piece.size();
+      if (m_remaining > 0) {
+        return Status::incomplete;
+      }
+      m_state = State::chunk_end;
+      break;
+    }
+    case State::chunk_size:
+    case State::chunk_end:
+    case State::trailers: {
+      auto newline = input.find('\n');
+      size_t limit = m_state == State::trailers ? m_limits.max_head_bytes : max_chunk_line;
+      if (m_line.size() + std::min(newline, input.size()) > limit) {
+        return fail(m_state == State::trailers ? 431 : 400, "a chunk-size line or a trailer field is too long");
+      }
+      if (newline == std::string_view::npos) {
+        m_line.append(input);
+        input = {};
+        return Status::incomplete;
+      }
+      m_line.append(input.substr(0, newline));
+      input.remove_prefix(newline + 1);
+      if (!m_line.empty() && m_line.back() == '\r') {
+        m_line.pop_back();
+      }
+      std::string line = std::move(m_line);
+      m_line.clear();
+      if (m_state == State::chunk_size) {
+        if (auto status = parse_chunk_size_line(line); status == Status::failed) {
+          return status;
+        }
+      } else if (m_state == State::chunk_end) {
+        if (!line.empty()) {
+          return fail(400, "a chunk's data is longer than its size says");
+        }
+        m_state = State::chunk_size;
+      } else if (line.empty()) {
+        m_state = State::done;  // the trailer fields are read and dropped
+      }
+      break;
+    }
+    case State::done: return Status::complete;
+    case State::failed: return Status::failed;
+    }
+  }
+}
+
+HttpRequestParser::Status HttpRequestParser::parse_chunk_size_line(std::string_view line)
+{
+  size_t size = 0;
+  auto [end, problem] = std::from_chars(line.data(), line.data() + line.size(), size, 16);
+  auto rest = trim(std::string_view(end, static_cast<size_t>(line.data() + line.size() - end)));
+  if (problem != std::errc() || line.empty() || hex_value(line.front()) < 0 || (!rest.empty() && rest.front() != ';')) {
+    return fail(400, fmt::format("'{}' is not a chunk size", line.substr(0, 40)));
+  }
+  if (size > m_limits.max_body_bytes - m_request.body.size()) {
+    return fail(413, "the request body is larger than the worker's limit (--max-body-bytes)");
+  }
+  m_remaining = size;
+  m_state = size == 0 ? State::trailers : State::chunk_data;
+  return Status::incomplete;
+}
+
+HttpRequestParser::Status HttpRequestParser::parse_head()
+{
+  std::string_view head = m_head;
+  auto line_end = head.find(crlf);
+  std::string_view request_line = head.substr(0, line_end);
+  head.remove_prefix(line_end + 2);
+
+  auto first_space = request_line.find(' ');
+  auto last_space = request_line.rfind(' ');
+  if (first_space == std::string_view::npos || first_space == last_space) {
+    return fail(400, "the request line is not 'METHOD TARGET HTTP/1.1'");
+  }
+  auto method = request_line.substr(0, first_space);
+  auto target = request_line.substr(first_space + 1, last_space - first_space - 1);
+  auto version = request_line.substr(last_space + 1);
+  if (!is_token(method) || target.empty() ||
+      target.find_first_of(std::string_view(" \r\n\0", 4)) != std::string_view::npos) {
+    return fail(400, "the request line is not 'METHOD TARGET HTTP/1.1'");
+  }
+  if (version == "HTTP/1.1" || version == "HTTP/1.0") {
+    m_request.minor_version = version.back() - '0';
+  } else if (version.size() == 8 && version.substr(0, 5) == "HTTP/" && version[6] == '.') {
+    return fail(505, fmt::format("{} is not supported; send HTTP/1.1", version));
+  } else {
+    return fail(400, "the request line is not 'METHOD TARGET HTTP/1.1'");
+  }
+  // The absolute form (what a client sends to a proxy) names the same path after the authority.
+  if (auto scheme = target.find("://"); target.front() != '/' && scheme != std::string_view::npos) {
+    auto path_start = target.find('/', scheme + 3);
+    target = path_start == std::string_view::npos ? std::string_view("/") : target.substr(path_start);
+  }
+  if (target.front() != '/') {
+    return fail(400, fmt::format("the request target '{}' is not a path", target.substr(0, 80)));
+  }
+  auto question = target.find('?');
+  auto path = percent_decoded(target.substr(0, question));
+  if (!path) {
+    return fail(400, "the request path has a malformed %-escape");
+  }
+  m_request.method = method;
+  m_request.path = std::move(*path);
+  m_request.query = question == std::string_view::npos ? "" : target.substr(question + 1);
+
+  std::optional<size_t> content_length;
+  bool chunked = false;
+  bool has_transfer_encoding = false;
+  m_request.keep_alive = m_request.minor_version == 1;
+  while (!head.empty()) {
+    line_end = head.find(crlf);
+    auto line = head.substr(0, line_end);
+    head.remove_prefix(line_end + 2);
+    if (line.front() == ' ' || line.front() == '\t') {
+      return fail(400, "folded header fields are not accepted");
+    }
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) {
+      return fail(400, fmt::format("'{}' is not a header field", line.substr(0, 80)));
+    }
+    if (m_request.headers.size() == max_fields) {
+      return fail(431, fmt::format("the request has more than {} header fields", max_fields));
+    }
+    auto name = lowered(line.substr(0, colon));
+    auto value = trim(line.substr(colon + 1));
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return fail(400, fmt::format("the header field '{}' holds a line break or a NUL", name));
+    }
+    if (name == "content-length") {
+      size_t length = 0;
+      auto [end, problem] = std::from_chars(value.data(), value.data() + value.size(), length);
+      if (problem != std::errc() || end != value.data() + value.size() || value.empty()) {
+        return fail(400, fmt::format("Content-Length '{}' is not a byte count", value.substr(0, 40)));
+      }
+      if (content_length && *content_length != length) {
+        return fail(400, "the request has two different Content-Lengths");
+      }
+      content_length = length;
+    } else if (name == "transfer-encoding") {
+      has_transfer_encoding = true;
+      bool unknown = false;
+      for_each_element(value, [&](std::string_view coding) {
+        chunked = equals_ignoring_case(coding, "chunked");
+        unknown = unknown || !chunked;
+      });
+      if (unknown || !chunked) {
+        return fail(501, fmt::format("the transfer coding '{}' is not supported; send chunked or a Content-Length",
+                                     value.substr(0, 40)));
+      }
+    } else if (name == "connection") {
+      for_each_element(value, [&](std::string_view option) {
+        if (equals_ignoring_case(option, "close")) {
+          m_request.keep_alive = false;
+        } else if (equals_ignoring_case(option, "keep-alive") && m_request.minor_version == 0) {
+          m_request.keep_alive = true;
+        }
+      });
+    } else if (name == "expect") {
+      m_expect_continue = equals_ignoring_case(value, "100-continue");
+    }
+    m_request.headers.emplace_back(std::move(name), std::string(value));
+  }
+  if (has_transfer_encoding && content_length) {
+    return fail(400, "the request has both Content-Length and Transfer-Encoding");
+  }
+  m_head.clear();
+  if (chunked) {
+    m_state = State::chunk_size;
+  } else if (content_length.value_or(0) > m_limits.max_body_bytes) {
+    return fail(413, "the request body is larger than the worker's limit (--max-body-bytes)");
+  } else if (content_length.value_or(0) > 0) {
+    m_remaining = *content_length;
+    m_request.body.reserve(std::min<size_t>(m_remaining, size_t{1} << 20));
+    m_state = State::body;
+  } else {
+    m_state = State::done;
+  }
+  return Status::incomplete;
+}
+
+HttpRequest HttpRequestParser::take()
+{
+  HttpRequest request = std::move(m_request);
+  m_request = HttpRequest();
+  m_state = State::head;
+  m_head.clear();
+  m_line.clear();
+  m_remaining = 0;
+  m_expect_continue = false;
+  return request;
+}
+
+std::string_view http_reason(int status)
+{
+  switch (status) {
+  case 100: return "Continue";
+  case 200: return "OK";
+  case 400: return "Bad Request";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 413: return "Content Too Large";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 503: return "Service Unavailable";
+  case 505: return "HTTP Version Not Supported";
+  default: return "Unknown";
+  }
+}
+
+std::string http_response_head(int status, std::string_view content_type, size_t content_length,
+                               const std::vector<std::pair<std::string, std::string>>& fields, bool close)
+{
+  std::string head;
+  head.reserve(160);
+  fmt::format_to(std::back_inserter(head), "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n", status,
+                 http_reason(status), content_type, content_length);
+  for (const auto& [name, value] : fields) {
+    fmt::format_to(std::back_inserter(head), "{}: {}\r\n", name, value);
+  }
+  head += close ? "Connection: close\r\n\r\n" : "\r\n";
+  return head;
+}
+
+} // namespace mlops::worker
