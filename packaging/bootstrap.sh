@@ -17,7 +17,7 @@ if [ "$(id -u)" = 0 ]; then PREFIX=${PREFIX:-/usr/local}; else PREFIX=${PREFIX:-
 
 # The toolchain of shared/TOOLCHAIN.md, plus a compiler (a minimal Debian has none).
 BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libcli11-dev libcurl4-openssl-dev libsqlite3-dev
-  nlohmann-json3-dev libssl-dev libgit2-dev libspdlog-dev doctest-dev libcpp-httplib-dev
+  nlohmann-json3-dev libssl-dev libgit2-dev libspdlog-dev doctest-dev
   libonnx-dev libprotobuf-dev protobuf-compiler libopenblas-dev)
 # What the tests use as oracles and tools: pytest and jsonschema for the CLI suite, hyperfine and
 # sqlite3 for the start-up benchmark, zsh and fish to check completions, dpkg-dev for the .deb,

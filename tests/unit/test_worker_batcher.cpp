@@ -11,7 +11,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -123,4 +125,42 @@ TEST_CASE("a model whose outputs do not lead with the batch dimension is not bat
   CHECK_FALSE(worker::graph_is_batchable(graph));
   graph.outputs[0].shape.reset();
   CHECK_FALSE(worker::graph_is_batchable(graph));
+}
+
+TEST_CASE("a lone request runs on the caller's thread; requests that find the model busy are answered by the runner")
+{
+  auto executor = cpu_executor();
+  worker::Batcher batcher(executor, worker::BatchOptions{64, std::chrono::microseconds(0)});
+  auto caller = std::this_thread::get_id();
+
+  std::thread::id answered_on;
+  bool answered = false;
+  batcher.submit(request(1, 1), [&](worker::BatchResult&& result, std::exception_ptr failure) {
+    CHECK_FALSE(failure);
+    CHECK(result.batch_rows == 1);
+    answered_on = std::this_thread::get_id();
+    answered = true;
+  });
+  CHECK(answered);  // before submit returned: no hand-off to another thread
+  CHECK(answered_on == caller);
+
+  // A completion that submits again finds the model busy (its batch is still being answered), so
+  // the second request queues and the runner thread answers it.
+  std::mutex mutex;
+  std::condition_variable done;
+  std::thread::id second_on;
+  bool second_done = false;
+  batcher.submit(request(1, 2), [&](worker::BatchResult&&, std::exception_ptr) {
+    batcher.submit(request(2, 3), [&](worker::BatchResult&& result, std::exception_ptr failure) {
+      std::lock_guard lock(mutex);
+      CHECK_FALSE(failure);
+      CHECK(result.outputs[0].tensor.shape == Shape{2, 3});
+      second_on = std::this_thread::get_id();
+      second_done = true;
+      done.notify_one();
+    });
+  });
+  std::unique_lock lock(mutex);
+  REQUIRE(done.wait_for(lock, std::chrono::seconds(10), [&] { return second_done; }));
+  CHECK(second_on != caller);
 }
