@@ -29,9 +29,12 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t read_chunk = 64 * 1024;
 constexpr auto sweep_interval = std::chrono::milliseconds(100);
 constexpr auto linger_time = std::chrono::seconds(2);
-// While a request is being answered, a pipelining client may send at most this much more before
-// the loop stops reading from it.
+// While a request is being answered, or answers wait for the client to take them, a pipelining
+// client may send at most this much more before the loop stops reading from it.
 constexpr size_t max_buffered_while_answering = 1 << 20;
+// Answers a client has not taken yet: past this, the loop stops parsing its requests (a client
+// that pipelines without reading would otherwise make us buffer every answer).
+constexpr size_t max_unsent_output = 1 << 20;
 
 thread_local HttpEventLoop* t_current_loop = nullptr;
 
@@ -73,11 +76,13 @@ private:
     bool answering = false;     // a request was handed to the handler, its answer is not written
     bool in_handler = false;
     bool keep_alive = true;
+    bool http_1_0 = false;      // the request was HTTP/1.0
     bool head_only = false;     // the request was HEAD
     std::optional<std::string> request_id;
     bool continue_sent = false;
     bool read_paused = false;
-    bool peer_closed = false;   // the client sent FIN
+    bool hangup_seen = false;   // epoll reported the client's FIN: read until recv says 0
+    bool peer_closed = false;   // the client sent FIN and we have read up to it
     bool closing = false;       // closes once `out` is sent
     bool lingering = false;     // our FIN is sent; reading what is left before closing
     bool dead = false;
@@ -87,6 +92,7 @@ private:
 
     explicit Connection(HttpLimits limits) : parser(limits) {}
     bool has_output() const { return out_offset < out.size(); }
+    bool output_full() const { return out.size() - out_offset > max_unsent_output; }
   };
 
   void accept_connections(const std::vector<HttpEventLoop*>& loops);
@@ -110,6 +116,7 @@ private:
   int m_listen_socket = -1;
   size_t m_next_loop = 0;
   bool m_draining = false;
+  bool m_accept_paused = false;
   Clock::time_point m_now = Clock::now();
   std::uint64_t m_serial = 0;
   std::unordered_map<int, std::unique_ptr<Connection>> m_connections;
@@ -202,7 +209,7 @@ void HttpEventLoop::run(int listen_socket, const std::vector<HttpEventLoop*>& lo
   epoll_event events[128];
   auto last_sweep = Clock::now();
   while (!m_draining || !m_connections.empty()) {
-    int timeout = m_connections.empty() ? -1 : static_cast<int>(sweep_interval.count());
+    int timeout = m_connections.empty() && !m_accept_paused ? -1 : static_cast<int>(sweep_interval.count());
     int ready = epoll_wait(m_epoll, events, std::size(events), timeout);
     m_now = Clock::now();
     for (int i = 0; i < ready; ++i) {
@@ -232,7 +239,13 @@ void HttpEventLoop::accept_connections(const std::vector<HttpEventLoop*>& loops)
       if (errno == EINTR || errno == ECONNABORTED) {
         continue;
       }
-      return;  // EAGAIN; or out of descriptors, tried again on the next wake
+      if (errno == EMFILE || errno == ENFILE) {
+        // Out of descriptors: the pending connection stays in the backlog and the socket stays
+        // readable, so keep it out of the epoll set for a sweep instead of spinning on it.
+        epoll_ctl(m_epoll, EPOLL_CTL_DEL, m_listen_socket, nullptr);
+        m_accept_paused = true;
+      }
+      return;  // EAGAIN, or the above
     }
     int yes = 1;  // small answers go out at once, not after a delayed ACK (40 ms)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
@@ -269,10 +282,16 @@ void HttpEventLoop::on_connection_event(Connection& connection, std::uint32_t ev
     close(connection);
     return;
   }
+  bool sent_some = false;
   if ((events & EPOLLOUT) && connection.has_output()) {
     flush(connection);
+    sent_some = true;  // requests held back while the client's answers piled up may go on
   }
-  if (!connection.dead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))) {
+  if (events & (EPOLLRDHUP | EPOLLHUP)) {
+    connection.hangup_seen = true;
+  }
+  if (!connection.dead && ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) || sent_some)) {
+    connection.read_paused = false;
     read_available(connection);
     if (!connection.dead) {
       serve(connection);
@@ -283,7 +302,8 @@ void HttpEventLoop::on_connection_event(Connection& connection, std::uint32_t ev
 void HttpEventLoop::read_available(Connection& connection)
 {
   while (!connection.peer_closed) {
-    if (connection.answering && connection.in.size() - connection.in_offset > max_buffered_while_answering) {
+    if ((connection.answering || connection.output_full()) &&
+        connection.in.size() - connection.in_offset > max_buffered_while_answering) {
       connection.read_paused = true;
       return;
     }
@@ -293,7 +313,7 @@ void HttpEventLoop::read_available(Connection& connection)
       if (!connection.lingering) {
         connection.in.append(m_scratch.data(), static_cast<size_t>(got));
       }
-      if (static_cast<size_t>(got) < m_scratch.size()) {
+      if (static_cast<size_t>(got) < m_scratch.size() && !connection.hangup_seen) {
         return;  // the socket is empty; the next bytes raise a new edge
       }
     } else if (got == 0) {
@@ -315,7 +335,7 @@ void HttpEventLoop::read_available(Connection& connection)
 // Parses and hands on the requests that have arrived in full, one at a time.
 void HttpEventLoop::serve(Connection& connection)
 {
-  while (!connection.answering && !connection.closing && !connection.dead) {
+  while (!connection.answering && !connection.closing && !connection.dead && !connection.output_full()) {
     std::string_view input(connection.in.data() + connection.in_offset, connection.in.size() - connection.in_offset);
     size_t available = input.size();
     auto status = connection.parser.feed(input);
@@ -352,6 +372,7 @@ void HttpEventLoop::serve(Connection& connection)
     connection.answering = true;
     connection.continue_sent = false;
     connection.keep_alive = request.keep_alive;
+    connection.http_1_0 = request.minor_version == 0;
     connection.head_only = request.method == "HEAD";
     connection.in_handler = true;
     try {
@@ -390,6 +411,11 @@ void HttpEventLoop::write_response(Connection& connection, HttpResponse&& respon
   connection.answering = false;
   if (connection.request_id) {
     response.fields.emplace_back("X-Request-Id", *connection.request_id);
+  }
+  if (connection.http_1_0 && !close) {
+    // An HTTP/1.0 client assumes we close after the answer unless it says otherwise (ab -k
+    // would wait for a close that never comes).
+    response.fields.emplace_back("Connection", "keep-alive");
   }
   m_responses.count(response.status);
   auto head = http_response_head(response.status, response.content_type, response.body.size(), response.fields, close);
@@ -488,6 +514,11 @@ void HttpEventLoop::close(Connection& connection)
 
 void HttpEventLoop::sweep()
 {
+  if (m_accept_paused && m_listen_socket >= 0) {
+    m_accept_paused = false;
+    epoll_event event{EPOLLIN, {.ptr = &g_listen_marker}};
+    epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_listen_socket, &event);
+  }
   std::vector<Connection*> all;
   all.reserve(m_connections.size());
   for (auto& [fd, connection] : m_connections) {

@@ -773,3 +773,309 @@ def test_port_file_holds_the_port_and_a_taken_port_exits_4(serve, tmp_path):
     assert f"mlops-worker: error: cannot listen on 127.0.0.1:{first.port}" in stderr, stderr
     assert not second_port_file.exists(), "a worker that could not listen must not write its port file"
     first.assert_answers()
+
+
+# HTTP transport -------------------------------------------------------------------------------------
+
+
+def http_bytes(method: str, path: str, body: bytes = b"", headers: dict | None = None,
+               version: str = "HTTP/1.1") -> bytes:
+    """A request as a client writes it: Host, `headers`, and a Content-Length for a POST unless the
+    headers frame the body themselves."""
+    fields = {"Host": "worker", **(headers or {})}
+    if (method == "POST" or body) and not {"content-length", "transfer-encoding"} & {k.lower() for k in fields}:
+        fields["Content-Length"] = str(len(body))
+    head = f"{method} {path} {version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
+    return head.encode() + body
+
+
+def chunked(body: bytes, pieces: int) -> bytes:
+    """`body` in the chunked transfer coding, cut into `pieces` chunks (one with an extension)."""
+    size = -(-len(body) // pieces)
+    chunks = [body[i:i + size] for i in range(0, len(body), size)]
+    coded = b"".join(b"%x%s\r\n%s\r\n" % (len(c), b";piece=%d" % i if i == 1 else b"", c) for i, c in enumerate(chunks))
+    return coded + b"0\r\n\r\n"
+
+
+class Wire:
+    """A client connection that writes raw bytes and reads the answers one by one, in order (one
+    buffered reader, so pipelined answers that arrive together are not lost between reads)."""
+
+    def __init__(self, worker: Worker, timeout: float = 5):
+        self.sock = socket.create_connection(("127.0.0.1", worker.port), timeout=timeout)
+        self.stream = self.sock.makefile("rb")
+
+    def __enter__(self) -> Wire:
+        return self
+
+    def __exit__(self, *_):
+        self.stream.close()
+        self.sock.close()
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+    def reply(self, head_only: bool = False) -> Reply:
+        """The next answer (a "100 Continue" included); `head_only`: it answers HEAD, no body follows."""
+        status_line = self.stream.readline()
+        assert status_line, "the worker closed the connection instead of answering"
+        version, status, _ = status_line.decode().split(" ", 2)
+        assert version == "HTTP/1.1", status_line
+        headers = {}
+        while (line := self.stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.lower()] = value.strip()
+        length = 0 if head_only or status == "100" else int(headers["content-length"])
+        body = self.stream.read(length)
+        assert len(body) == length, f"the body ends after {len(body)} of {length} bytes"
+        return Reply(int(status), headers, body)
+
+    def closed_by_worker(self) -> bool:
+        """The worker ends the connection (a FIN: recv gives b"") and sends nothing more."""
+        try:
+            rest = self.stream.read()
+        except TimeoutError:
+            return False
+        assert rest == b"", f"bytes after the last answer: {rest[:200]!r}"
+        return True
+
+
+def mlp_body(batch: int) -> bytes:
+    return json.dumps(request_for("mlp", load("mlp", batch, "input"))).encode()
+
+
+def assert_mlp_answer(reply: Reply, batch: int, request_id: str | None = None):
+    assert reply.status == 200, reply
+    assert reply.headers.get("x-request-id") == request_id, reply.headers
+    np.testing.assert_allclose(output_array(reply.json()), load("mlp", batch, "output"), atol=1e-5, rtol=0)
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(shared):
+    with Wire(shared) as wire:
+        wire.send(http_bytes("POST", INFER, mlp_body(7), {"X-Request-Id": "first"}) +
+                  http_bytes("GET", "/v2/health/live", headers={"X-Request-Id": "second"}) +
+                  http_bytes("POST", INFER, mlp_body(1), {"X-Request-Id": "third"}))
+        assert_mlp_answer(wire.reply(), 7, "first")
+        live = wire.reply()
+        assert (live.status, live.headers["x-request-id"], live.json()) == (200, "second", {"live": True})
+        assert_mlp_answer(wire.reply(), 1, "third")
+        wire.send(http_bytes("GET", "/v2/health/ready"))  # the connection is still open and in step
+        reply = wire.reply()
+        assert (reply.status, reply.json()) == (200, {"ready": True}) and "x-request-id" not in reply.headers
+
+
+def test_chunked_body_gets_the_same_answer_as_a_content_length(shared):
+    body = mlp_body(7)
+    with Wire(shared) as wire:
+        wire.send(http_bytes("POST", INFER, chunked(body, 5), {"Transfer-Encoding": "chunked"}))
+        as_chunks = wire.reply()
+        wire.send(http_bytes("POST", INFER, body))
+        assert as_chunks == wire.reply()
+    assert_mlp_answer(as_chunks, 7)
+
+
+def test_chunked_body_over_max_body_bytes_gets_413_and_the_connection_closes(shared):
+    body = b" " * 70_000 + mlp_body(1)  # valid JSON, but over the shared worker's 65536 bytes
+    with Wire(shared) as wire:
+        wire.send(http_bytes("POST", INFER, chunked(body, 8), {"Transfer-Encoding": "chunked", "X-Request-Id": "big"}))
+        reply = wire.reply()
+        error_of(reply, 413, "--max-body-bytes")
+        assert (reply.headers["connection"], reply.headers["x-request-id"]) == ("close", "big")
+        assert wire.closed_by_worker()
+    shared.assert_answers()
+
+
+@pytest.mark.parametrize("expect", [False, True], ids=["plain", "expect-100-continue"])
+def test_content_length_over_max_body_bytes_gets_413_before_the_body_is_sent(shared, expect):
+    headers = {"Content-Length": "1000000", "X-Request-Id": "too-big", **({"Expect": "100-continue"} if expect else {})}
+    with Wire(shared) as wire:
+        wire.send(http_bytes("POST", INFER, headers=headers))  # the head only: the refusal needs no body
+        reply = wire.reply()  # not "100 Continue": the body would be refused
+        error_of(reply, 413, "--max-body-bytes")
+        assert (reply.headers["connection"], reply.headers["x-request-id"]) == ("close", "too-big")
+        assert wire.closed_by_worker()
+
+
+def test_expect_100_continue_gets_100_after_the_head_and_the_answer_after_the_body(shared):
+    body = mlp_body(7)
+    with Wire(shared) as wire:
+        wire.send(http_bytes("POST", INFER, headers={"Content-Length": str(len(body)), "Expect": "100-continue",
+                                                     "X-Request-Id": "waits"}))
+        interim = wire.reply()
+        assert (interim.status, interim.headers, interim.body) == (100, {}, b""), interim
+        wire.send(body)
+        assert_mlp_answer(wire.reply(), 7, "waits")
+        wire.send(http_bytes("POST", INFER, mlp_body(1)))  # no Expect this time: no second "100 Continue"
+        assert_mlp_answer(wire.reply(), 1)
+
+
+def test_curl_with_expect_100_continue_does_not_wait_for_its_timeout(shared, tmp_path):
+    (tmp_path / "request.json").write_bytes(b" " * 30_000 + mlp_body(7))
+    started = time.monotonic()
+    # curl waits --expect100-timeout for a "100 Continue" before it sends the body anyway.
+    result = subprocess.run(["curl", "-sS", "-v", "--http1.1", "--expect100-timeout", "20",
+                             "-H", "Expect: 100-continue", "-H", "Content-Type: application/json",
+                             "--data-binary", "@request.json", f"http://127.0.0.1:{shared.port}{INFER}"],
+                            cwd=tmp_path, capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr.decode()
+    assert time.monotonic() - started < 10, "curl waited for a 100 Continue that never came"
+    assert "< HTTP/1.1 100 Continue" in result.stderr.decode(), result.stderr.decode()
+    answer = json.loads(result.stdout)
+    np.testing.assert_allclose(output_array(answer), load("mlp", 7, "output"), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("path", ["/v2/health/live", "/v2/models/mlp", "/metrics"])
+def test_head_gives_the_status_and_length_of_get_without_a_body(shared, path):
+    with Wire(shared) as wire:
+        wire.send(http_bytes("GET", path))
+        get = wire.reply()
+        wire.send(http_bytes("HEAD", path, headers={"X-Request-Id": "head"}))
+        head = wire.reply(head_only=True)
+        assert (head.status, head.headers["content-type"], head.headers["x-request-id"]) == (
+            get.status, get.headers["content-type"], "head")
+        if path != "/metrics":  # its counters moved with the GET
+            assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.body))
+        # Had a body followed the HEAD's answer, this would read it as the next status line.
+        wire.send(http_bytes("GET", "/v2/health/live"))
+        assert wire.reply().json() == {"live": True}
+
+
+@pytest.mark.parametrize("method,path,allowed", [("GET", INFER, "POST"), ("PUT", INFER, "POST"),
+                                                 ("POST", "/v2/health/live", "GET, HEAD"),
+                                                 ("DELETE", "/v2/models/mlp", "GET, HEAD")])
+def test_wrong_method_on_a_known_path_gets_405_with_allow(shared, method, path, allowed):
+    with Wire(shared) as wire:
+        wire.send(http_bytes(method, path, b"{}" if method in ("POST", "PUT") else b""))
+        reply = wire.reply()
+        error_of(reply, 405, f"{method} {path} is not allowed", allowed)
+        assert reply.headers["allow"] == allowed and "connection" not in reply.headers
+        wire.send(http_bytes("GET", "/v2/health/live"))  # a 405 keeps the connection
+        assert wire.reply().status == 200
+
+
+def test_http_1_0_without_keep_alive_is_answered_then_closed(shared):
+    with Wire(shared) as wire:
+        wire.send(b"GET /v2/health/live HTTP/1.0\r\n\r\n")
+        reply = wire.reply()
+        assert (reply.status, reply.json(), reply.headers["connection"]) == (200, {"live": True}, "close")
+        assert wire.closed_by_worker()
+
+
+def test_http_1_0_with_keep_alive_is_told_the_connection_stays(shared):
+    # An HTTP/1.0 client (ab -k) assumes the server closes unless the answer says keep-alive.
+    with Wire(shared) as wire:
+        for _ in range(2):
+            wire.send(b"GET /v2/health/live HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            reply = wire.reply()
+            assert (reply.status, reply.headers.get("connection", "").lower()) == (200, "keep-alive"), reply
+
+
+def test_connection_close_is_answered_with_connection_close_then_closed(shared):
+    with Wire(shared) as wire:
+        wire.send(http_bytes("POST", INFER, mlp_body(1), {"Connection": "close", "X-Request-Id": "last"}))
+        reply = wire.reply()
+        assert_mlp_answer(reply, 1, "last")
+        assert reply.headers["connection"] == "close"
+        assert wire.closed_by_worker()
+
+
+PROTOCOL_ERRORS = {  # name: (what the client sends, the status, needles in the error)
+    "malformed request line": (b"GARBAGE\r\nHost: worker\r\n\r\n", 400, ["METHOD TARGET HTTP/1.1"]),
+    "HTTP/2.0": (http_bytes("GET", "/v2/health/live", version="HTTP/2.0"), 505, ["HTTP/2.0", "HTTP/1.1"]),
+    "100 kB header field": (http_bytes("GET", "/v2/health/live", headers={"X-Big": "a" * 100_000}), 431,
+                            ["longer than 65536 bytes"]),
+    "gzip transfer coding": (http_bytes("POST", INFER, b"5\r\nhello\r\n0\r\n\r\n", {"Transfer-Encoding": "gzip"}),
+                             501, ["'gzip'", "chunked"]),
+    "Content-Length and Transfer-Encoding": (
+        http_bytes("POST", INFER, b"5\r\nhello\r\n0\r\n\r\n", {"Content-Length": "18", "Transfer-Encoding": "chunked"}),
+        400, ["both Content-Length and Transfer-Encoding"]),
+}
+
+
+@pytest.mark.parametrize("case", list(PROTOCOL_ERRORS))
+def test_protocol_error_is_answered_with_json_then_the_connection_closes(shared, case):
+    sent, status, needles = PROTOCOL_ERRORS[case]
+    with Wire(shared) as wire:
+        wire.send(sent + http_bytes("GET", "/v2/health/live"))  # never read: the stream cannot be trusted
+        reply = wire.reply()
+        error_of(reply, status, *needles)
+        assert reply.headers["connection"] == "close"
+        assert wire.closed_by_worker()
+    shared.assert_answers()
+
+
+def test_half_a_head_stalled_past_read_timeout_gets_408_and_others_are_served(serve):
+    worker = serve("--read-timeout", 1)
+    with Wire(worker) as stalled:
+        stalled.send(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: wor")
+        started = time.monotonic()
+        while time.monotonic() - started < 0.8:
+            asked = time.monotonic()
+            worker.assert_answers()
+            assert time.monotonic() - asked < 0.5, "another client waited on the stalled one"
+        reply = stalled.reply()
+        waited = time.monotonic() - started
+        error_of(reply, 408, "--read-timeout")
+        assert reply.headers["connection"] == "close" and 0.9 < waited < 2.5, (reply.headers, waited)
+        assert stalled.closed_by_worker()
+    worker.assert_answers()
+
+
+def test_500_idle_keep_alive_connections_do_not_keep_a_new_client_waiting(serve):
+    worker = serve()
+    idle = [Wire(worker) for _ in range(500)]
+    try:
+        for round_ in range(2):
+            for i, wire in enumerate(idle):
+                wire.send(http_bytes("GET", "/v2/health/live", headers={"X-Request-Id": f"{round_}-{i}"}))
+            for i, wire in enumerate(idle):
+                reply = wire.reply()
+                assert (reply.status, reply.headers["x-request-id"]) == (200, f"{round_}-{i}"), reply
+            if round_ == 0:  # now 500 connections sit idle, kept alive
+                started = time.monotonic()
+                worker.assert_answers()
+                assert time.monotonic() - started < 0.5, "a new client waited behind the idle connections"
+    finally:
+        for wire in idle:
+            wire.__exit__()
+
+
+def test_metrics_count_the_transports_own_refusals(shared):
+    before = shared.metrics()
+    for case in ("HTTP/2.0", "100 kB header field"):
+        with Wire(shared) as wire:
+            wire.send(PROTOCOL_ERRORS[case][0])
+            assert wire.reply().status == PROTOCOL_ERRORS[case][1]
+    with Wire(shared) as wire:
+        wire.send(http_bytes("POST", INFER, headers={"Content-Length": "1000000"}))
+        assert wire.reply().status == 413
+    after = shared.metrics()
+    counted = {code: after.responses(code) - before.responses(code) for code in ("505", "431", "413", "200")}
+    assert counted == {"505": 1, "431": 1, "413": 1, "200": 1}, counted  # 200: the first /metrics
+
+
+def resident_bytes(worker: Worker) -> int:
+    status = Path(f"/proc/{worker.process.pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)[1]) * 1024
+
+
+def test_client_that_pipelines_without_reading_is_not_buffered_without_bound(serve):
+    worker = serve()
+    one = http_bytes("GET", "/metrics")  # 40 bytes asking for several kB: the answers pile up fast
+    count = 25_000
+    before = resident_bytes(worker)
+    with Wire(worker, timeout=10) as wire:
+        sender = threading.Thread(target=wire.send, args=(one * count,))
+        sender.start()
+        time.sleep(0.5)  # the worker answers into its buffers while nobody reads
+        grown = resident_bytes(worker) - before
+        # Then every answer still arrives, in full, once the client reads.
+        marker, tail, answered = b"HTTP/1.1 200 OK\r\n", b"", 0
+        while answered < count:
+            data = wire.sock.recv(1 << 20)
+            assert data, f"the worker closed after {answered} of {count} answers"
+            answered += (tail + data).count(marker)
+            tail = (tail + data)[-len(marker) + 1:]
+        sender.join()
+    assert grown < 64 << 20, f"the worker grew by {grown >> 20} MB holding answers nobody read"
+    worker.assert_answers()
