@@ -8,9 +8,9 @@
 // trailers are read and dropped), and `Expect: 100-continue`. What it refuses, with the status to
 // answer: a malformed line or field, folded headers, a Content-Length that is not a number or
 // that disagrees with another, Content-Length together with Transfer-Encoding (the ambiguity
-// behind request smuggling) and transfer codings other than chunked (400); a head over
-// max_head_bytes (431); a body over max_body_bytes, as soon as that is certain (413); another
-// HTTP version (505).
+// behind request smuggling) (400); transfer codings other than chunked (501); a head over
+// max_head_bytes or more than 100 header fields (431); a body over max_body_bytes, as soon as
+// that is certain (413); another HTTP version (505).
 
 #include <cstddef>
 #include <optional>
@@ -81,6 +81,7 @@ private:
   std::string m_line;   // a chunk-size or trailer line being collected
   HttpRequest m_request;
   size_t m_remaining = 0;  // body bytes (or the current chunk's) still to come
+  size_t m_trailer_bytes = 0;
   bool m_expect_continue = false;
   int m_error_status = 0;
   std::string m_error_message;

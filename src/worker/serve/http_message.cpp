@@ -181,7 +181,7 @@ HttpRequestParser::Status HttpRequestParser::feed(std::string_view& input)
       }
       if (newline == std::string_view::npos) {
         m_line.append(input);
-        input = {};
+        input.remove_prefix(input.size());
         return Status::incomplete;
       }
       m_line.append(input.substr(0, newline));
@@ -202,6 +202,8 @@ HttpRequestParser::Status HttpRequestParser::feed(std::string_view& input)
         m_state = State::chunk_size;
       } else if (line.empty()) {
         m_state = State::done;  // the trailer fields are read and dropped
+      } else if ((m_trailer_bytes += line.size() + 2) > m_limits.max_head_bytes) {
+        return fail(431, fmt::format("the trailer fields are longer than {} bytes", m_limits.max_head_bytes));
       }
       break;
     }
@@ -273,7 +275,8 @@ HttpRequestParser::Status HttpRequestParser::parse_head()
   std::optional<size_t> content_length;
   bool chunked = false;
   bool has_transfer_encoding = false;
-  m_request.keep_alive = m_request.minor_version == 1;
+  bool close_asked = false;
+  bool keep_alive_asked = false;
   while (!head.empty()) {
     line_end = head.find(crlf);
     auto line = head.substr(0, line_end);
@@ -316,20 +319,23 @@ HttpRequestParser::Status HttpRequestParser::parse_head()
       }
     } else if (name == "connection") {
       for_each_element(value, [&](std::string_view option) {
-        if (equals_ignoring_case(option, "close")) {
-          m_request.keep_alive = false;
-        } else if (equals_ignoring_case(option, "keep-alive") && m_request.minor_version == 0) {
-          m_request.keep_alive = true;
-        }
+        close_asked = close_asked || equals_ignoring_case(option, "close");
+        keep_alive_asked = keep_alive_asked || equals_ignoring_case(option, "keep-alive");
       });
     } else if (name == "expect") {
-      m_expect_continue = equals_ignoring_case(value, "100-continue");
+      // An HTTP/1.0 client cannot know the interim answer (RFC 9110, 10.1.1).
+      m_expect_continue = m_request.minor_version == 1 && equals_ignoring_case(value, "100-continue");
     }
     m_request.headers.emplace_back(std::move(name), std::string(value));
   }
   if (has_transfer_encoding && content_length) {
     return fail(400, "the request has both Content-Length and Transfer-Encoding");
   }
+  if (has_transfer_encoding && m_request.minor_version == 0) {
+    return fail(400, "HTTP/1.0 has no Transfer-Encoding; send a Content-Length");
+  }
+  // "close" wins over "keep-alive"; without either, HTTP/1.1 keeps the connection and 1.0 does not.
+  m_request.keep_alive = !close_asked && (m_request.minor_version == 1 || keep_alive_asked);
   m_head.clear();
   if (chunked) {
     m_state = State::chunk_size;
@@ -354,6 +360,7 @@ HttpRequest HttpRequestParser::take()
   m_line.clear();
   m_remaining = 0;
   m_expect_continue = false;
+  m_trailer_bytes = 0;
   return request;
 }
 
