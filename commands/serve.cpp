@@ -106,7 +106,18 @@ std::string read_input(const std::string& path)
 
 nlohmann::json parse_input(const std::string& path)
 {
-  auto document = nlohmann::json::parse(read_input(path), nullptr, false);
+  // Deeper nesting than any tensor's rank is refused while parsing: copying or printing a
+  // document nested 200,000 deep would overflow the stack.
+  constexpr int max_depth = 64;
+  auto refuse_deep = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > max_depth) {
+      throw Error(ExitCode::usage, fmt::format("{} nests lists or objects more than {} deep; no tensor has that many "
+                                               "dimensions",
+                                               path == "-" ? "standard input" : path, max_depth));
+    }
+    return true;
+  };
+  auto document = nlohmann::json::parse(read_input(path), refuse_deep, false);
   if (document.is_discarded()) {
     throw Error(ExitCode::usage, fmt::format("{} is not JSON: give a request {{\"inputs\": [...]}}, a row [1, 2, 3] or "
                                              "rows [[1, 2, 3], [4, 5, 6]]",

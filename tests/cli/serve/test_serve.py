@@ -581,6 +581,11 @@ def test_predict_errors_name_the_problem_and_the_service_keeps_answering(served)
                  needles=("row 1 holds \"a\"",))
     served.fails(2, "serve", "predict", "mlp", "--input", served.write("prose.txt", "one, two, three\n"),
                  needles=("prose.txt is not JSON",))
+    deep = "[" * 200_000 + "]" * 200_000  # copying or printing it would overflow the stack
+    served.fails(2, "serve", "predict", "mlp", "--input", served.write("deep.txt", deep),
+                 needles=("deep.txt nests lists or objects more than 64 deep",))
+    served.fails(2, "serve", "predict", "mlp", "--input",
+                 served.write("deep_request.txt", '{"inputs": [{"data": %s}]}' % deep), needles=("more than 64 deep",))
     served.fails(3, "serve", "predict", "mlp", "--input", served.path / "missing.json",
                  needles=("cannot read the input file", "missing.json"))
     served.fails(3, "serve", "predict", "mlp@2", "--input", narrow,
