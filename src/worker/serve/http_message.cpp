@@ -149,17 +149,7 @@ HttpRequestParser::Status HttpRequestParser::feed(std::string_view& input)
       }
       break;
     }
-    case State::body: {
-      auto piece = input.substr(0, m_remaining);
-      m_request.body.append(piece);
-      input.remove_prefix(piece.size());
-      m_remaining -= piece.size();
-      if (m_remaining > 0) {
-        return Status::incomplete;
-      }
-      m_state = State::done;
-      break;
-    }
+    case State::body:
     case State::chunk_data: {
       auto piece = input.substr(0, m_remaining);
       m_request.body.append(piece);
@@ -168,7 +158,7 @@ HttpRequestParser::Status HttpRequestParser::feed(std::string_view& input)
       if (m_remaining > 0) {
         return Status::incomplete;
       }
-      m_state = State::chunk_end;
+      m_state = m_state == State::body ? State::done : State::chunk_end;
       break;
     }
     case State::chunk_size:
