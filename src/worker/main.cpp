@@ -1,9 +1,11 @@
 // mlops-worker: the data plane. `serve` answers the Open Inference Protocol over HTTP for one or
-// more models; `inspect` describes a model for the registry; `run` answers one inference request
+// more models; `route` is a deployment's stable endpoint, forwarding to serve workers by weight;
+// `inspect` describes a model for the registry; `run` answers one inference request
 // from a file; `bench` times a model at a batch size.
 #include "mlops/core/error.hpp"
 #include "mlops/runtime/executor.hpp"
 #include "mlops/runtime/model_loader.hpp"
+#include "mlops/worker/router.hpp"
 #include "mlops/worker/serve.hpp"
 #include "mlops/worker/model_signature.hpp"
 #include "mlops/worker/tensor_json.hpp"
@@ -176,6 +178,35 @@ int main(int argc, char** argv)
   serve_verb->add_option("--drain-timeout", drain_timeout, "Seconds SIGTERM waits for requests in flight")
     ->check(CLI::Range(1u, 86400u))
     ->capture_default_str();
+  worker::RouteOptions route;
+  unsigned health_interval_ms = 500;
+  unsigned upstream_timeout = 60;
+  auto* route_verb = app.add_subcommand("route", "Forward inference requests to serve workers by weight, until SIGTERM");
+  route_verb->add_option("--routes", route.routes_file, "The routing table at start (JSON; see docs/deploy.md)")->required();
+  route_verb->add_option("--admin-token-file", route.admin_token_file, "A file holding the token /admin/ calls need")
+    ->required();
+  route_verb->add_option("--host", route.host, "Address to listen on")->capture_default_str();
+  route_verb->add_option("--port", route.port, "Port; 0 picks a free one (see --port-file)")
+    ->check(CLI::Range(0, 65535))
+    ->capture_default_str();
+  route_verb->add_option("--port-file", route.port_file, "Write the port here once it is open");
+  route_verb->add_option("--http-threads", route.http_threads, "Event loops (0: one per core)")
+    ->check(CLI::Range(0u, 256u))
+    ->capture_default_str();
+  route_verb->add_option("--sticky-header", route.sticky_header, "Requests with the same value of this header go to "
+                                                                 "the same backend");
+  route_verb->add_option("--health-interval-ms", health_interval_ms, "How often each backend's readiness is checked")
+    ->check(CLI::Range(10u, 600'000u))
+    ->capture_default_str();
+  route_verb->add_option("--upstream-timeout", upstream_timeout, "Seconds a backend may take to answer (then 504)")
+    ->check(CLI::Range(1u, 86400u))
+    ->capture_default_str();
+  route_verb->add_option("--max-body-bytes", route.max_body_bytes, "Larger request bodies get 413")
+    ->check(CLI::Range(size_t{1}, size_t{1} << 40))
+    ->capture_default_str();
+  route_verb->add_option("--drain-timeout", drain_timeout, "Seconds SIGTERM waits for requests in flight")
+    ->check(CLI::Range(1u, 86400u))
+    ->capture_default_str();
   auto* inspect = app.add_subcommand("inspect", "Print a model's format, signature and operator sets as JSON");
   inspect->add_option("MODEL", options.model, "An ONNX model file")->required();
   auto* run_verb = app.add_subcommand("run", "Answer one inference request (Open Inference Protocol JSON) from a file");
@@ -210,6 +241,14 @@ int main(int argc, char** argv)
       serve.read_timeout = std::chrono::seconds(read_timeout);
       serve.drain_timeout = std::chrono::seconds(drain_timeout);
       return worker::serve(serve);
+    }
+    if (*route_verb) {
+      std::transform(route.sticky_header.begin(), route.sticky_header.end(), route.sticky_header.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      route.health_interval = std::chrono::milliseconds(health_interval_ms);
+      route.upstream_timeout = std::chrono::seconds(upstream_timeout);
+      route.drain_timeout = std::chrono::seconds(drain_timeout);
+      return worker::route(route);
     }
     return *run_verb ? run(options) : bench(options);
   } catch (const CLI::ParseError& error) {

@@ -87,6 +87,54 @@ private:
   std::string m_error_message;
 };
 
+// An answer from a backend, for the router. Backends are mlops workers, which always send a
+// Content-Length; an answer without one ends when the backend closes (finish_at_close()).
+// Chunked answers are refused (failed), as are heads over 64 KiB and bodies over the limit.
+struct HttpAnswer
+{
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
+  std::string body;
+  bool keep_alive = true;
+
+  const std::string* header(std::string_view lower_name) const;
+};
+
+class HttpResponseParser
+{
+public:
+  enum class Status { incomplete, complete, failed };
+
+  explicit HttpResponseParser(size_t max_body_bytes) : m_max_body_bytes(max_body_bytes) {}
+
+  // Before each answer: whether it answers a HEAD (which has no body whatever it says).
+  void expect(bool head_request);
+  // Consumes bytes from the front of `input`, as HttpRequestParser::feed.
+  Status feed(std::string_view& input);
+  // The backend closed: completes an answer that runs until the close; otherwise failed.
+  Status finish_at_close();
+  // Whether any byte of the current answer has arrived.
+  bool started() const { return m_started; }
+
+  HttpAnswer take();
+  const std::string& error_message() const { return m_error_message; }
+
+private:
+  enum class State { head, body, until_close, done, failed };
+
+  Status fail(std::string message);
+  Status parse_head();
+
+  size_t m_max_body_bytes;
+  State m_state = State::head;
+  std::string m_head;
+  HttpAnswer m_answer;
+  size_t m_remaining = 0;
+  bool m_head_request = false;
+  bool m_started = false;
+  std::string m_error_message;
+};
+
 // "HTTP/1.1 200 OK\r\n..." up to and including the blank line, with Content-Type and
 // Content-Length, the extra fields, and "Connection: close" when the connection ends after it.
 std::string http_response_head(int status, std::string_view content_type, size_t content_length,

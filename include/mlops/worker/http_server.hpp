@@ -19,7 +19,10 @@
 #include "mlops/worker/http_message.hpp"
 #include "mlops/worker/metrics.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -35,7 +38,38 @@ struct HttpResponse
   std::vector<std::pair<std::string, std::string>> fields;  // extra header fields
 };
 
+// A JSON answer; errors are {"error": message}, from the worker and the router alike.
+HttpResponse json_response(int status, const nlohmann::json& document);
+HttpResponse error_response(int status, std::string_view message);
+
 class HttpEventLoop;
+
+// Something besides client connections that a loop watches for handlers that do their own I/O
+// there: the router's connections to its backends. Called on the loop's thread.
+class LoopWatcher
+{
+public:
+  virtual ~LoopWatcher() = default;
+  virtual void on_events(std::uint32_t epoll_events) = 0;
+};
+
+// The loop a handler runs on. Everything but post() must be called from the loop's own thread.
+class EventLoop
+{
+public:
+  virtual size_t index() const = 0;  // 0 .. loops - 1
+  // Watches `fd` edge-triggered for `events` (EPOLLIN, EPOLLOUT...); false when epoll refuses.
+  // Closing the descriptor ends the watch.
+  virtual bool watch(int fd, std::uint32_t events, LoopWatcher& watcher) = 0;
+  // Frees `watcher` once the events already gathered have been handed out (they may name it).
+  virtual void release_later(std::unique_ptr<LoopWatcher> watcher) = 0;
+  // Runs `task` on every sweep of the loop's timers, about every 100 ms, for timeouts.
+  virtual void every_sweep(std::function<void(std::chrono::steady_clock::time_point now)> task) = 0;
+  virtual void post(std::function<void()> task) = 0;
+
+protected:
+  ~EventLoop() = default;
+};
 
 // Answers one request. Any thread may call send(), once; an answer for a connection that has
 // gone meanwhile is dropped.
@@ -44,6 +78,7 @@ class HttpResponder
 public:
   HttpResponder(HttpEventLoop* loop, int fd, std::uint64_t serial) : m_loop(loop), m_fd(fd), m_serial(serial) {}
   void send(HttpResponse response) const;
+  EventLoop& loop() const;
 
 private:
   HttpEventLoop* m_loop;
@@ -81,6 +116,8 @@ public:
 
   // Closes the port at once and lets the connections finish their requests in flight.
   void stop_accepting();
+
+  size_t loop_count() const { return m_loops.size(); }
 
 private:
   HttpServerOptions m_options;

@@ -98,16 +98,26 @@ template <class Visit> void for_each_element(std::string_view value, Visit visit
   }
 }
 
-} // namespace
-
-const std::string* HttpRequest::header(std::string_view lower_name) const
+const std::string* find_field(const std::vector<std::pair<std::string, std::string>>& fields, std::string_view lower_name)
 {
-  for (const auto& [name, value] : headers) {
+  for (const auto& [name, value] : fields) {
     if (name == lower_name) {
       return &value;
     }
   }
   return nullptr;
+}
+
+} // namespace
+
+const std::string* HttpRequest::header(std::string_view lower_name) const
+{
+  return find_field(headers, lower_name);
+}
+
+const std::string* HttpAnswer::header(std::string_view lower_name) const
+{
+  return find_field(headers, lower_name);
 }
 
 HttpRequestParser::Status HttpRequestParser::fail(int status, std::string message)
@@ -354,12 +364,170 @@ HttpRequest HttpRequestParser::take()
   return request;
 }
 
+// HttpResponseParser ------------------------------------------------------------------------------
+
+void HttpResponseParser::expect(bool head_request)
+{
+  m_head_request = head_request;
+}
+
+HttpResponseParser::Status HttpResponseParser::fail(std::string message)
+{
+  m_state = State::failed;
+  m_error_message = std::move(message);
+  return Status::failed;
+}
+
+HttpResponseParser::Status HttpResponseParser::feed(std::string_view& input)
+{
+  m_started = m_started || !input.empty();
+  switch (m_state) {
+  case State::head: {
+    constexpr size_t max_head = 64 * 1024;
+    size_t old_size = m_head.size();
+    m_head.append(input.substr(0, max_head + 4 - std::min(old_size, max_head + 4)));
+    auto end = m_head.find("\r\n\r\n", old_size >= 3 ? old_size - 3 : 0);
+    if (end == std::string::npos) {
+      if (m_head.size() > max_head) {
+        return fail(fmt::format("the backend's answer has a head longer than {} bytes", max_head));
+      }
+      input.remove_prefix(input.size());
+      return Status::incomplete;
+    }
+    input.remove_prefix(end + 4 - old_size);
+    m_head.resize(end + 2);
+    if (auto status = parse_head(); status != Status::incomplete) {
+      return status;
+    }
+    return feed(input);
+  }
+  case State::body: {
+    auto piece = input.substr(0, m_remaining);
+    m_answer.body.append(piece);
+    input.remove_prefix(piece.size());
+    m_remaining -= piece.size();
+    if (m_remaining > 0) {
+      return Status::incomplete;
+    }
+    m_state = State::done;
+    return Status::complete;
+  }
+  case State::until_close:
+    if (m_answer.body.size() + input.size() > m_max_body_bytes) {
+      return fail("the backend's answer is larger than the limit");
+    }
+    m_answer.body.append(input);
+    input.remove_prefix(input.size());
+    return Status::incomplete;
+  case State::done: return Status::complete;
+  case State::failed: return Status::failed;
+  }
+  return Status::failed;
+}
+
+HttpResponseParser::Status HttpResponseParser::finish_at_close()
+{
+  if (m_state == State::until_close) {
+    m_state = State::done;
+    m_answer.keep_alive = false;
+    return Status::complete;
+  }
+  if (m_state == State::done) {
+    return Status::complete;
+  }
+  return fail(m_started ? "the backend closed the connection in the middle of its answer"
+                        : "the backend closed the connection without answering");
+}
+
+HttpResponseParser::Status HttpResponseParser::parse_head()
+{
+  std::string_view head = m_head;
+  auto line_end = head.find(crlf);
+  auto status_line = head.substr(0, line_end);
+  head.remove_prefix(line_end + 2);
+  // HTTP/1.x NNN reason
+  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || (status_line[7] != '0' && status_line[7] != '1') ||
+      status_line[8] != ' ' ||
+      (status_line.size() > 12 && status_line[12] != ' ')) {
+    return fail(fmt::format("'{}' is not an HTTP/1.x status line", status_line.substr(0, 80)));
+  }
+  auto [end, problem] = std::from_chars(status_line.data() + 9, status_line.data() + 12, m_answer.status);
+  if (problem != std::errc() || end != status_line.data() + 12 || m_answer.status < 100 || m_answer.status > 599) {
+    return fail(fmt::format("'{}' is not an HTTP/1.x status line", status_line.substr(0, 80)));
+  }
+  bool http_1_0 = status_line[7] == '0';
+  std::optional<size_t> content_length;
+  bool close_said = false;
+  bool keep_alive_said = false;
+  while (!head.empty()) {
+    line_end = head.find(crlf);
+    auto line = head.substr(0, line_end);
+    head.remove_prefix(line_end + 2);
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || !is_token(line.substr(0, colon)) || m_answer.headers.size() == max_fields) {
+      return fail(fmt::format("the backend's answer has a malformed header field '{}'", line.substr(0, 80)));
+    }
+    auto name = lowered(line.substr(0, colon));
+    auto value = trim(line.substr(colon + 1));
+    if (name == "content-length") {
+      size_t length = 0;
+      auto [value_end, bad] = std::from_chars(value.data(), value.data() + value.size(), length);
+      if (bad != std::errc() || value_end != value.data() + value.size() || value.empty() ||
+          (content_length && *content_length != length)) {
+        return fail(fmt::format("the backend's Content-Length '{}' is not one byte count", value.substr(0, 40)));
+      }
+      content_length = length;
+    } else if (name == "transfer-encoding") {
+      return fail("the backend sent a Transfer-Encoding; the router takes answers with a Content-Length");
+    } else if (name == "connection") {
+      for_each_element(value, [&](std::string_view option) {
+        close_said = close_said || equals_ignoring_case(option, "close");
+        keep_alive_said = keep_alive_said || equals_ignoring_case(option, "keep-alive");
+      });
+    }
+    m_answer.headers.emplace_back(std::move(name), std::string(value));
+  }
+  m_answer.keep_alive = !close_said && (!http_1_0 || keep_alive_said);
+  m_head.clear();
+  bool no_body = m_head_request || m_answer.status < 200 || m_answer.status == 204 || m_answer.status == 304;
+  if (no_body || content_length == size_t{0}) {
+    m_state = State::done;
+    return Status::complete;
+  }
+  if (!content_length) {
+    m_answer.keep_alive = false;
+    m_state = State::until_close;
+    return Status::incomplete;
+  }
+  if (*content_length > m_max_body_bytes) {
+    return fail(fmt::format("the backend's answer of {} bytes is larger than the limit", *content_length));
+  }
+  m_remaining = *content_length;
+  m_answer.body.reserve(m_remaining);
+  m_state = State::body;
+  return Status::incomplete;
+}
+
+HttpAnswer HttpResponseParser::take()
+{
+  HttpAnswer answer = std::move(m_answer);
+  m_answer = HttpAnswer();
+  m_state = State::head;
+  m_head.clear();
+  m_remaining = 0;
+  m_head_request = false;
+  m_started = false;
+  return answer;
+}
+
 std::string_view http_reason(int status)
 {
   switch (status) {
   case 100: return "Continue";
   case 200: return "OK";
   case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
   case 404: return "Not Found";
   case 405: return "Method Not Allowed";
   case 408: return "Request Timeout";
@@ -367,7 +535,9 @@ std::string_view http_reason(int status)
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
   case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
   case 505: return "HTTP Version Not Supported";
   default: return "Unknown";
   }

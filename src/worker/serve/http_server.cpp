@@ -49,23 +49,29 @@ std::string error_body(std::string_view message)
 
 } // namespace
 
-class HttpEventLoop
+class HttpEventLoop final : public EventLoop
 {
 public:
-  HttpEventLoop(const HttpServerOptions& options, const HttpHandler& handler, ResponseCounter& responses);
+  HttpEventLoop(size_t index, const HttpServerOptions& options, const HttpHandler& handler, ResponseCounter& responses);
   ~HttpEventLoop();
 
   // Runs until drain() and the last connection. Loop 0 gets the listening socket and the others.
   void run(int listen_socket, const std::vector<HttpEventLoop*>& loops);
 
   // Any thread: `task` runs on this loop's thread.
-  void post(std::function<void()> task);
+  void post(std::function<void()> task) override;
   void drain();
   void respond(int fd, std::uint64_t serial, HttpResponse&& response);
 
+  size_t index() const override { return m_index; }
+  bool watch(int fd, std::uint32_t events, LoopWatcher& watcher) override;
+  void release_later(std::unique_ptr<LoopWatcher> watcher) override { m_released.push_back(std::move(watcher)); }
+  void every_sweep(std::function<void(Clock::time_point)> task) override { m_sweep_tasks.push_back(std::move(task)); }
+
 private:
-  struct Connection
+  struct Connection final : LoopWatcher
   {
+    HttpEventLoop* loop = nullptr;
     int fd = -1;
     std::uint64_t serial = 0;
     HttpRequestParser parser;
@@ -90,7 +96,13 @@ private:
     Clock::time_point last_write;
     Clock::time_point linger_deadline;
 
-    explicit Connection(HttpLimits limits) : parser(limits) {}
+    Connection(HttpEventLoop* owner, HttpLimits limits) : loop(owner), parser(limits) {}
+    void on_events(std::uint32_t events) override
+    {
+      if (!dead) {
+        loop->on_connection_event(*this, events);
+      }
+    }
     bool has_output() const { return out_offset < out.size(); }
     bool output_full() const { return out.size() - out_offset > max_unsent_output; }
   };
@@ -108,6 +120,7 @@ private:
   void close(Connection& connection);
   void sweep();
 
+  size_t m_index;
   const HttpServerOptions& m_options;
   const HttpHandler& m_handler;
   ResponseCounter& m_responses;
@@ -120,7 +133,8 @@ private:
   Clock::time_point m_now = Clock::now();
   std::uint64_t m_serial = 0;
   std::unordered_map<int, std::unique_ptr<Connection>> m_connections;
-  std::vector<std::unique_ptr<Connection>> m_closed;  // freed after the events that may name them
+  std::vector<std::unique_ptr<LoopWatcher>> m_released;  // freed after the events that may name them
+  std::vector<std::function<void(Clock::time_point)>> m_sweep_tasks;
   std::vector<char> m_scratch = std::vector<char>(read_chunk);
   std::mutex m_tasks_mutex;
   std::vector<std::function<void()>> m_tasks;
@@ -137,8 +151,24 @@ void HttpResponder::send(HttpResponse response) const
   });
 }
 
-HttpEventLoop::HttpEventLoop(const HttpServerOptions& options, const HttpHandler& handler, ResponseCounter& responses)
-  : m_options(options), m_handler(handler), m_responses(responses)
+HttpResponse json_response(int status, const nlohmann::json& document)
+{
+  return {status, "application/json", document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}};
+}
+
+HttpResponse error_response(int status, std::string_view message)
+{
+  return {status, "application/json", error_body(message), {}};
+}
+
+EventLoop& HttpResponder::loop() const
+{
+  return *m_loop;
+}
+
+HttpEventLoop::HttpEventLoop(size_t index, const HttpServerOptions& options, const HttpHandler& handler,
+                             ResponseCounter& responses)
+  : m_index(index), m_options(options), m_handler(handler), m_responses(responses)
 {
   m_epoll = epoll_create1(EPOLL_CLOEXEC);
   m_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -170,6 +200,12 @@ void HttpEventLoop::post(std::function<void()> task)
     std::uint64_t one = 1;
     [[maybe_unused]] auto written = ::write(m_wake, &one, sizeof(one));
   }
+}
+
+bool HttpEventLoop::watch(int fd, std::uint32_t events, LoopWatcher& watcher)
+{
+  epoll_event event{events | EPOLLET, {.ptr = &watcher}};
+  return epoll_ctl(m_epoll, EPOLL_CTL_ADD, fd, &event) == 0;
 }
 
 void HttpEventLoop::drain()
@@ -209,7 +245,8 @@ void HttpEventLoop::run(int listen_socket, const std::vector<HttpEventLoop*>& lo
   epoll_event events[128];
   auto last_sweep = Clock::now();
   while (!m_draining || !m_connections.empty()) {
-    int timeout = m_connections.empty() && !m_accept_paused ? -1 : static_cast<int>(sweep_interval.count());
+    bool idle = m_connections.empty() && !m_accept_paused && m_sweep_tasks.empty();
+    int timeout = idle ? -1 : static_cast<int>(sweep_interval.count());
     int ready = epoll_wait(m_epoll, events, std::size(events), timeout);
     m_now = Clock::now();
     for (int i = 0; i < ready; ++i) {
@@ -218,15 +255,18 @@ void HttpEventLoop::run(int listen_socket, const std::vector<HttpEventLoop*>& lo
         accept_connections(loops);
       } else if (tag == &g_wake_marker) {
         run_tasks();
-      } else if (auto* connection = static_cast<Connection*>(tag); !connection->dead) {
-        on_connection_event(*connection, events[i].events);
+      } else {
+        static_cast<LoopWatcher*>(tag)->on_events(events[i].events);
       }
     }
-    m_closed.clear();
+    m_released.clear();
     if (m_now - last_sweep >= sweep_interval) {
       last_sweep = m_now;
       sweep();
-      m_closed.clear();
+      for (auto& task : m_sweep_tasks) {
+        task(m_now);
+      }
+      m_released.clear();
     }
   }
 }
@@ -264,7 +304,7 @@ void HttpEventLoop::adopt(int fd)
     ::close(fd);
     return;
   }
-  auto connection = std::make_unique<Connection>(m_options.limits);
+  auto connection = std::make_unique<Connection>(this, m_options.limits);
   connection->fd = fd;
   connection->serial = ++m_serial;
   connection->last_read = connection->last_write = Clock::now();
@@ -508,7 +548,7 @@ void HttpEventLoop::close(Connection& connection)
   connection.dead = true;
   ::close(connection.fd);
   auto found = m_connections.find(connection.fd);
-  m_closed.push_back(std::move(found->second));
+  m_released.push_back(std::move(found->second));
   m_connections.erase(found);
 }
 
@@ -557,7 +597,7 @@ HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler, ResponseC
 {
   unsigned count = m_options.loops > 0 ? m_options.loops : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < count; ++i) {
-    m_loops.push_back(std::make_unique<HttpEventLoop>(m_options, m_handler, responses));
+    m_loops.push_back(std::make_unique<HttpEventLoop>(i, m_options, m_handler, responses));
   }
 }
 

@@ -47,6 +47,21 @@ void Histogram::render(std::string& out, std::string_view name, std::string_view
                  m_count);
 }
 
+Histogram::Snapshot Histogram::snapshot() const
+{
+  std::lock_guard lock(m_mutex);
+  return {m_bounds, m_counts, m_sum, m_count};
+}
+
+std::vector<double> fine_latency_bounds()
+{
+  std::vector<double> bounds;
+  for (double bound = 0.000025; bound < 30; bound *= 1.25) {
+    bounds.push_back(std::round(bound * 1e7) / 1e7);
+  }
+  return bounds;
+}
+
 ModelMetrics::ModelMetrics(std::string label_text)
   : labels(std::move(label_text)), queue_seconds(latency_bounds()), compute_seconds(latency_bounds()),
     request_seconds(latency_bounds()), batch_size(batch_bounds())

@@ -6,22 +6,15 @@
 #include "mlops/worker/device_probe.hpp"
 #include "mlops/worker/http_server.hpp"
 #include "mlops/worker/inference_protocol.hpp"
+#include "mlops/worker/stop_signals.hpp"
+#include "mlops/worker/worker_log.hpp"
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <atomic>
 #include <charconv>
 #include <csignal>
-#include <cstdio>
-#include <ctime>
-#include <fstream>
 #include <thread>
-#include <cerrno>
-#include <cstring>
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
 
 namespace mlops::worker {
 
@@ -31,24 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 enum class State { loading, ready, draining };
 
-// One line on stderr (the worker's log when `mlops serve` started it), with the time.
-template <class... Args> void log_line(fmt::format_string<Args...> format, Args&&... args)
-{
-  auto line = fmt::format("{:%Y-%m-%dT%H:%M:%S} mlops-worker[{}]: {}\n", fmt::localtime(std::time(nullptr)), getpid(),
-                          fmt::format(format, std::forward<Args>(args)...));
-  std::fputs(line.c_str(), stderr);
-}
-
-HttpResponse json_response(int status, const nlohmann::json& document)
-{
-  return {status, "application/json", document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}};
-}
-
-HttpResponse error_response(int status, const std::string& message)
-{
-  return json_response(status, {{"error", message}});
-}
-
 int http_status(const Error& error)
 {
   switch (error.code()) {
@@ -56,25 +31,6 @@ int http_status(const Error& error)
   case ExitCode::not_found: return 404;
   default: return 500;
   }
-}
-
-template <class... Args> void append(std::string& out, fmt::format_string<Args...> format, Args&&... args)
-{
-  fmt::format_to(std::back_inserter(out), format, std::forward<Args>(args)...);
-}
-
-void write_port_file(const std::filesystem::path& file, int port)
-{
-  auto staging = file;
-  staging += ".tmp";
-  {
-    std::ofstream out(staging, std::ios::trunc);
-    out << port << "\n";
-    if (!out.flush()) {
-      throw Error(ExitCode::failure, fmt::format("cannot write the port file {}", file.string()));
-    }
-  }
-  std::filesystem::rename(staging, file);
 }
 
 // Where a request under /v2/models/ goes: the model, the version ("" for the newest) and what.
@@ -131,7 +87,6 @@ private:
                                                  const HttpResponder& responder);
   std::optional<HttpResponse> infer(ServedModel& model, HttpRequest& request, const HttpResponder& responder);
   std::string metrics_text();
-  void watch_signals();
 
   const ServeOptions& m_options;
   ResponseCounter m_responses;
@@ -368,60 +323,6 @@ std::string Worker::metrics_text()
   return out;
 }
 
-// SIGTERM and SIGINT write their number here. A handler rather than sigwait: threads that
-// libraries start before main (OpenBLAS's) do not block signals, and one would die of it.
-int g_signal_pipe[2] = {-1, -1};
-
-extern "C" void on_stop_signal(int signal)
-{
-  auto byte = static_cast<unsigned char>(signal);
-  [[maybe_unused]] auto written = write(g_signal_pipe[1], &byte, 1);
-}
-
-// Waits for a signal byte for up to `timeout` (forever when negative); the signal, or 0.
-int wait_for_signal(int timeout_ms)
-{
-  pollfd wait{g_signal_pipe[0], POLLIN, 0};
-  while (true) {
-    int ready = poll(&wait, 1, timeout_ms);
-    if (ready > 0) {
-      unsigned char byte = 0;
-      if (read(g_signal_pipe[0], &byte, 1) == 1) {
-        return byte;
-      }
-    } else if (ready == 0 || errno != EINTR) {
-      return 0;
-    }
-  }
-}
-
-// The first SIGTERM or SIGINT drains; a second one, or the drain timeout, ends the process.
-void Worker::watch_signals()
-{
-  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
-    throw Error(ExitCode::failure, fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-  }
-  struct sigaction action = {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-  std::thread([this] {
-    int received = wait_for_signal(-1);
-    log_line("received {}: no new connections; finishing the requests in flight (a second signal exits at once)",
-             strsignal(received));
-    m_state = State::draining;
-    m_server.stop_accepting();
-    if (wait_for_signal(static_cast<int>(m_options.drain_timeout.count() * 1000)) != 0) {
-      log_line("second signal: exiting without finishing the requests in flight");
-    } else {
-      log_line("requests still in flight after {} s: exiting", m_options.drain_timeout.count());
-    }
-    std::_Exit(static_cast<int>(ExitCode::interrupted));
-  }).detach();
-}
-
 int Worker::run()
 {
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is an error on its socket, not our death
@@ -432,7 +333,12 @@ int Worker::run()
     write_port_file(m_options.port_file, port);
   }
   log_line("listening on {}", util::http_url(m_options.host, port));
-  watch_signals();
+  drain_on_stop_signals(
+    [this] {
+      m_state = State::draining;
+      m_server.stop_accepting();
+    },
+    m_options.drain_timeout);
 
   try {
     for (const auto& spec : m_options.models) {
