@@ -38,7 +38,7 @@ constexpr Noun nouns[] = {
   {"run", "Track runs: params, metrics, artifacts, search", setup_run},
   {"model", "Model registry: versions, aliases, lineage, gates", setup_model},
   {"serve", "Serve model versions on the bundled worker", setup_serve},
-  {"deploy", "Promote model versions by canary or blue-green", setup_planned},
+  {"deploy", "Promote model versions by canary or blue-green", setup_deploy},
   {"db", "Check and migrate the metadata database", setup_db},
   {"completion", "Print shell completion for bash, zsh or fish", setup_completion},
   {"version", "Print the versions of mlops and its libraries", setup_version},

@@ -23,6 +23,7 @@ void setup_run(CLI::App& noun, Context& context);
 void setup_model(CLI::App& noun, Context& context);
 void setup_db(CLI::App& noun, Context& context);
 void setup_serve(CLI::App& noun, Context& context);
+void setup_deploy(CLI::App& noun, Context& context);
 void setup_version(CLI::App& noun, Context& context);
 void setup_completion(CLI::App& noun, Context& context);
 void setup_manpage(CLI::App& noun, Context& context);

@@ -3,6 +3,7 @@
 #include "nouns.hpp"
 
 #include "mlops/core/interrupt.hpp"
+#include "mlops/deploy/deployments.hpp"
 #include "mlops/registry/registry.hpp"
 #include "mlops/serve/http_client.hpp"
 #include "mlops/serve/load_generator.hpp"
@@ -74,6 +75,17 @@ nlohmann::json worker_metadata(const Service& service)
   return document;
 }
 
+// Where predict and load send requests: a service's worker, or a deployment's stable endpoint.
+struct Endpoint
+{
+  std::string name;  // the service or the deployment
+  std::string ref;   // NAME@VERSION (a deployment's stable version)
+  std::string base_url;
+  std::string model_path;  // /v2/models/M[/versions/V]
+
+  std::string infer_url() const { return base_url + model_path + "/infer"; }
+};
+
 // A service by name, else a live service serving NAME@REF.
 Service resolve_target(Context& context, Services& services, const std::string& target)
 {
@@ -90,6 +102,39 @@ Service resolve_target(Context& context, Services& services, const std::string& 
   }
   throw Error(ExitCode::not_found, fmt::format("no running service serves {} ({}); start one with `mlops serve start {}`",
                                                target, version.ref(), target));
+}
+
+// A service first, then a deployment of that name, then a service serving NAME@REF.
+Endpoint resolve_endpoint(Context& context, Services& services, const std::string& target)
+{
+  if (!services.find(target)) {
+    if (auto d = deploy::Deployments(context.database()).find(target)) {
+      if (http_get(d->url() + "/v2/health/ready", 2s).status != 200) {
+        throw Error(ExitCode::worker_unhealthy, fmt::format("the deployment '{}' is not ready; `mlops deploy status {}` "
+                                                            "says why",
+                                                            d->name, d->name));
+      }
+      return {d->name, fmt::format("{}@{}", d->model, d->stable_version), d->url(), "/v2/models/" + d->model};
+    }
+  }
+  auto service = resolve_target(context, services, target);
+  if (services.health(service) != Health::ready) {
+    throw Error(ExitCode::worker_unhealthy, fmt::format("the service '{}' is not ready; `mlops serve status {}` says why",
+                                                        service.name, service.name));
+  }
+  return {service.name, service.ref(), service.url(),
+          fmt::format("/v2/models/{}/versions/{}", service.model, service.version)};
+}
+
+nlohmann::json endpoint_metadata(const Endpoint& endpoint)
+{
+  auto response = http_get(endpoint.base_url + endpoint.model_path, 5s);
+  auto document = nlohmann::json::parse(response.body, nullptr, false);
+  if (response.status != 200 || !document.is_object()) {
+    throw Error(ExitCode::worker_unhealthy, fmt::format("'{}' did not describe its model: {}", endpoint.name,
+                                                        worker_error_text(response)));
+  }
+  return document;
 }
 
 std::string read_input(const std::string& path)
@@ -328,12 +373,12 @@ void run_prune(Context& context)
 void run_predict(Context& context, const ServeOptions& options)
 {
   Services services(context.home(), context.database());
-  auto service = resolve_target(context, services, options.target);
+  auto endpoint = resolve_endpoint(context, services, options.target);
   auto given = parse_input(options.input);
-  auto body = infer_body(given, given.is_object() ? nlohmann::json::object() : worker_metadata(service));
-  auto response = http_post(service.infer_url(), body, "application/json", 60s);
+  auto body = infer_body(given, given.is_object() ? nlohmann::json::object() : endpoint_metadata(endpoint));
+  auto response = http_post(endpoint.infer_url(), body, "application/json", 60s);
   if (response.status != 200) {
-    auto message = fmt::format("'{}' ({}) answered: {}", service.name, service.ref(), worker_error_text(response));
+    auto message = fmt::format("'{}' ({}) answered: {}", endpoint.name, endpoint.ref, worker_error_text(response));
     throw Error(response.status == 400   ? ExitCode::usage
                 : response.status == 404 ? ExitCode::not_found
                                          : ExitCode::worker_unhealthy,
@@ -341,7 +386,7 @@ void run_predict(Context& context, const ServeOptions& options)
   }
   auto document = nlohmann::json::parse(response.body, nullptr, false);
   if (!document.is_object()) {
-    throw Error(ExitCode::worker_unhealthy, fmt::format("'{}' answered with something that is not JSON", service.name));
+    throw Error(ExitCode::worker_unhealthy, fmt::format("'{}' answered with something that is not JSON", endpoint.name));
   }
   if (!document.contains("id")) {
     document["id"] = nullptr;
@@ -356,23 +401,19 @@ void run_predict(Context& context, const ServeOptions& options)
 void run_load(Context& context, const ServeOptions& options)
 {
   Services services(context.home(), context.database());
-  auto service = resolve_target(context, services, options.target);
+  auto endpoint = resolve_endpoint(context, services, options.target);
   LoadOptions load;
-  load.url = service.infer_url();
+  load.url = endpoint.infer_url();
   load.concurrency = options.concurrency;
   load.duration = duration_option(options.duration, "--duration");
   if (options.rate > 0) {
     load.rate = options.rate;
   }
-  if (services.health(service) != Health::ready) {
-    throw Error(ExitCode::worker_unhealthy, fmt::format("the service '{}' is not ready; `mlops serve status {}` says why",
-                                                        service.name, service.name));
-  }
-  auto metadata = worker_metadata(service);
+  auto metadata = endpoint_metadata(endpoint);
   load.body = options.input.empty() ? default_infer_body(metadata) : infer_body(parse_input(options.input), metadata);
   auto report = generate_load(load);
-  nlohmann::json document = {{"service", service.name},
-                             {"ref", service.ref()},
+  nlohmann::json document = {{"service", endpoint.name},
+                             {"ref", endpoint.ref},
                              {"concurrency", load.concurrency},
                              {"rate", load.rate ? nlohmann::json(*load.rate) : nlohmann::json(nullptr)},
                              {"seconds", report.seconds},
@@ -390,7 +431,7 @@ void run_load(Context& context, const ServeOptions& options)
   auto human = fmt::format("{} requests to '{}' ({}) in {:.1f} s at concurrency {}: {:.0f} requests/s\n"
                            "latency: p50 {:.2f} ms, p95 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms\n"
                            "{} succeeded, {} failed\n",
-                           report.requests, service.name, service.ref(), report.seconds, load.concurrency,
+                           report.requests, endpoint.name, endpoint.ref, report.seconds, load.concurrency,
                            report.throughput, report.p50_ms, report.p95_ms, report.p99_ms, report.max_ms,
                            report.succeeded, report.failed);
   for (const auto& [error, count] : report.errors) {
@@ -446,13 +487,13 @@ void setup_serve(CLI::App& noun, Context& context)
 
   auto* predict = add_verb(noun, context, "predict", "Send one inference request and print the outputs",
                            [&context, options] { run_predict(context, *options); });
-  predict->add_option("TARGET", options->target, "A service, or NAME@REF served by one")->required();
+  predict->add_option("TARGET", options->target, "A service, a deployment, or NAME@REF served by a service")->required();
   predict->add_option("--input", options->input, "JSON file (- for stdin): a request {\"inputs\": [...]}, a row, or rows")
     ->required();
 
   auto* load = add_verb(noun, context, "load", "Generate load on a service and report throughput and latency",
                         [&context, options] { run_load(context, *options); });
-  load->add_option("TARGET", options->target, "A service, or NAME@REF served by one")->required();
+  load->add_option("TARGET", options->target, "A service, a deployment, or NAME@REF served by a service")->required();
   load->add_option("-c,--concurrency", options->concurrency, "Connections, each with one request in flight")
     ->check(CLI::Range(1, 10000))
     ->capture_default_str();

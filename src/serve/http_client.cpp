@@ -17,8 +17,8 @@ size_t append_body(char* data, size_t size, size_t count, void* body)
   return size * count;
 }
 
-HttpResponse perform(const std::string& url, const std::string* body, const std::string& content_type,
-                     std::chrono::milliseconds timeout)
+HttpResponse perform(const char* method, const std::string& url, const std::string* body,
+                     const std::string& content_type, std::chrono::milliseconds timeout, const HttpFields& fields)
 {
   const auto& api = curl();
   std::unique_ptr<CURL, decltype(api.easy_cleanup)> handle(api.easy_init(), api.easy_cleanup);
@@ -34,12 +34,18 @@ HttpResponse perform(const std::string& url, const std::string* body, const std:
   api.easy_setopt(easy, CURLOPT_WRITEFUNCTION, append_body);
   api.easy_setopt(easy, CURLOPT_WRITEDATA, &response.body);
   api.easy_setopt(easy, CURLOPT_PROXY, "");  // loopback workers: never through an http_proxy
+  for (const auto& field : fields) {
+    headers = api.slist_append(headers, field.c_str());
+  }
   if (body) {
     headers = api.slist_append(headers, ("Content-Type: " + content_type).c_str());
     headers = api.slist_append(headers, "Expect:");  // no 100-continue round trip
-    api.easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    api.easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
     api.easy_setopt(easy, CURLOPT_POSTFIELDS, body->data());
     api.easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+  }
+  if (headers) {
+    api.easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   }
   CURLcode code = api.easy_perform(easy);
   if (headers) {
@@ -57,15 +63,21 @@ HttpResponse perform(const std::string& url, const std::string* body, const std:
 
 } // namespace
 
-HttpResponse http_get(const std::string& url, std::chrono::milliseconds timeout)
+HttpResponse http_get(const std::string& url, std::chrono::milliseconds timeout, const HttpFields& fields)
 {
-  return perform(url, nullptr, {}, timeout);
+  return perform("GET", url, nullptr, {}, timeout, fields);
 }
 
 HttpResponse http_post(const std::string& url, const std::string& body, const std::string& content_type,
-                       std::chrono::milliseconds timeout)
+                       std::chrono::milliseconds timeout, const HttpFields& fields)
 {
-  return perform(url, &body, content_type, timeout);
+  return perform("POST", url, &body, content_type, timeout, fields);
+}
+
+HttpResponse http_put(const std::string& url, const std::string& body, const std::string& content_type,
+                      std::chrono::milliseconds timeout, const HttpFields& fields)
+{
+  return perform("PUT", url, &body, content_type, timeout, fields);
 }
 
 std::string worker_error_text(const HttpResponse& response)

@@ -44,6 +44,9 @@ LoadReport generate_load(const LoadOptions& options)
   }
   curl_slist* headers = api.slist_append(nullptr, ("Content-Type: " + options.content_type).c_str());
   headers = api.slist_append(headers, "Expect:");
+  for (const auto& field : options.fields) {
+    headers = api.slist_append(headers, field.c_str());
+  }
   std::vector<Connection> connections(static_cast<size_t>(std::max(1, options.concurrency)));
   for (auto& connection : connections) {
     connection.easy = api.easy_init();

@@ -5,6 +5,7 @@
 #include "mlops/data/dataset_ref.hpp"
 #include "mlops/objects/object_store.hpp"
 #include "mlops/serve/http_client.hpp"
+#include "mlops/serve/worker_launch.hpp"
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
 #include "mlops/util/child_process.hpp"
@@ -46,28 +47,6 @@ Service read_service(store::Statement& row)
   service.log_path = row.column_text(10);
   service.started_at = row.column_text(11);
   return service;
-}
-
-std::optional<int> read_port_file(const fs::path& file)
-{
-  std::ifstream in(file);
-  int port = 0;
-  if (in >> port && port > 0 && port < 65536) {
-    return port;
-  }
-  return std::nullopt;
-}
-
-// Whether the child exited; reaps it. `status` gets a description.
-bool child_exited(int pid, std::string& status)
-{
-  int raw = 0;
-  if (waitpid(pid, &raw, WNOHANG) != pid) {
-    return false;
-  }
-  status = WIFSIGNALED(raw) ? fmt::format("was killed by signal {}", WTERMSIG(raw))
-                            : fmt::format("exited with status {}", WEXITSTATUS(raw));
-  return true;
 }
 
 // `mlops-worker serve` for one service.
@@ -270,68 +249,30 @@ Started Services::start(const StartRequest& request)
       .run();
   });
 
-  auto begin = Clock::now();
-  fs::create_directories(dir);
   auto port_file = dir / "port";
-  fs::remove(port_file);
-  std::ofstream(m_home.dir() / service.log_path, std::ios::trunc).flush();
-  auto argv = worker_command(request, service, model_file, port_file);
-  auto fail = [&](const std::string& what) -> Error {
-    if (service.pid > 0) {
-      kill(service.pid, SIGKILL);
-      waitpid(service.pid, nullptr, 0);
-    }
+  WorkerLaunch launch{worker_command(request, service, model_file, port_file), log_file(service), port_file,
+                      service.host, fmt::format("the worker for {}", service.ref()), request.ready_timeout,
+                      [&](int pid, std::int64_t process_start) {
+                        service.pid = pid;
+                        service.process_start = process_start;
+                        // Recorded at once: if this command dies while the worker starts, `serve ls` finds it.
+                        store::write_transaction(m_db, [&] {
+                          m_db.prepare("UPDATE services SET pid = ?, process_start = ? WHERE name = ? AND started_at = ?")
+                            .bind_all(pid, process_start, service.name, service.started_at)
+                            .run();
+                        });
+                      }};
+  try {
+    auto launched = launch_worker(launch);
+    service.port = launched.port;
+    started.ready_ms = launched.ready_ms;
+  } catch (...) {
     InterruptSetAside set_aside;  // Ctrl-C during the start must still remove the record
     store::write_transaction(m_db, [&] {
       m_db.prepare("DELETE FROM services WHERE name = ? AND started_at = ?").bind_all(service.name, service.started_at).run();
     });
-    auto tail = tail_of_file(log_file(service), 20);
-    return Error(ExitCode::worker_unhealthy,
-                 fmt::format("{}{}", what, tail.empty() ? std::string() : "; the end of its log:\n" + tail));
-  };
-  try {
-    service.pid = util::spawn_detached(argv, log_file(service));
-  } catch (const Error& error) {
-    throw fail(error.what());
+    throw;
   }
-  service.process_start = util::process_start_time(service.pid).value_or(0);
-  // Recorded at once: if this command dies while the worker starts, `serve ls` still finds it.
-  store::write_transaction(m_db, [&] {
-    m_db.prepare("UPDATE services SET pid = ?, process_start = ? WHERE name = ? AND started_at = ?")
-      .bind_all(service.pid, service.process_start, service.name, service.started_at)
-      .run();
-  });
-
-  // Poll: the port file, then readiness, with back-off from 1 ms to 50 ms; watch the child.
-  auto deadline = begin + request.ready_timeout;
-  auto pause = 1ms;
-  while (true) {
-    std::string status;
-    if (child_exited(service.pid, status)) {
-      service.pid = 0;
-      throw fail(fmt::format("the worker for {} {} before it was ready", service.ref(), status));
-    }
-    if (interrupted()) {
-      auto error = fail("interrupted while the worker was starting");
-      throw Error(ExitCode::interrupted, error.what());
-    }
-    // The worker writes the port file once it listens (with --port 0 it is how we learn the port).
-    if (auto port = read_port_file(port_file)) {
-      service.port = *port;
-      auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      auto response = http_get(service.url() + "/v2/health/ready", std::clamp(remaining, 10ms, 1000ms));
-      if (response.status == 200) {
-        break;
-      }
-    }
-    if (Clock::now() >= deadline) {
-      throw fail(fmt::format("the worker for {} was not ready within {} ms (--ready-timeout)", service.ref(),
-                             request.ready_timeout.count()));
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(50));
-  }
-  started.ready_ms = std::chrono::duration<double, std::milli>(Clock::now() - begin).count();
   store::write_transaction(m_db, [&] {
     m_db.prepare("UPDATE services SET port = ? WHERE name = ? AND started_at = ?")
       .bind_all(service.port, service.name, service.started_at)
@@ -342,21 +283,7 @@ Started Services::start(const StartRequest& request)
 
 bool Services::stop(const Service& service, std::chrono::milliseconds grace)
 {
-  bool killed = false;
-  if (alive(service)) {
-    kill(service.pid, SIGTERM);
-    auto deadline = Clock::now() + grace;
-    while (alive(service) && Clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    if (alive(service)) {
-      kill(service.pid, SIGKILL);
-      killed = true;
-      while (alive(service)) {
-        std::this_thread::sleep_for(5ms);
-      }
-    }
-  }
+  bool killed = stop_process(service.pid, [&] { return alive(service); }, grace);
   forget(service);
   return killed;
 }

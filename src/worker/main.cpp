@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -238,6 +239,9 @@ int main(int argc, char** argv)
         throw Error(ExitCode::usage, "serve needs a model: --model NAME[@VERSION]=PATH or --config FILE");
       }
       serve.load.batching.delay = std::chrono::microseconds(batch_delay_us);
+      if (const char* fail_after = std::getenv("MLOPS_WORKER_FAIL_AFTER")) {
+        serve.fail_after = std::strtoull(fail_after, nullptr, 10);
+      }
       serve.read_timeout = std::chrono::seconds(read_timeout);
       serve.drain_timeout = std::chrono::seconds(drain_timeout);
       return worker::serve(serve);

@@ -15,10 +15,15 @@ struct HttpResponse
   double seconds = 0;  // from sending to the whole answer
 };
 
+// Extra request header fields, "Name: value".
+using HttpFields = std::vector<std::string>;
+
 // Never throws for network failures: they come back as status 0 with the reason.
-HttpResponse http_get(const std::string& url, std::chrono::milliseconds timeout);
+HttpResponse http_get(const std::string& url, std::chrono::milliseconds timeout, const HttpFields& fields = {});
 HttpResponse http_post(const std::string& url, const std::string& body, const std::string& content_type,
-                       std::chrono::milliseconds timeout);
+                       std::chrono::milliseconds timeout, const HttpFields& fields = {});
+HttpResponse http_put(const std::string& url, const std::string& body, const std::string& content_type,
+                      std::chrono::milliseconds timeout, const HttpFields& fields = {});
 
 // The "error" of a worker's {"error": "..."} body, or the body itself.
 std::string worker_error_text(const HttpResponse& response);

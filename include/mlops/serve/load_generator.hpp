@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlops::serve {
 
@@ -17,6 +18,7 @@ struct LoadOptions
   std::string url;
   std::string body;
   std::string content_type = "application/json";
+  std::vector<std::string> fields;  // extra header fields, "Name: value"
   int concurrency = 1;
   std::chrono::milliseconds duration{10'000};
   std::optional<double> rate;  // requests per second, all connections together

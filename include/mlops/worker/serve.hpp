@@ -18,7 +18,9 @@
 #include "mlops/worker/model_repository.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,9 @@ struct ServeOptions
   size_t max_body_bytes = size_t{64} << 20;
   std::chrono::seconds read_timeout{5};
   std::chrono::seconds drain_timeout{30};
+  // Fault injection, for rehearsing a rollback: after this many inference requests, every one
+  // is answered 500 (MLOPS_WORKER_FAIL_AFTER in the worker's environment).
+  std::optional<std::uint64_t> fail_after;
 };
 
 // Runs until a signal ends it; returns the exit status. Throws Error when the port cannot be

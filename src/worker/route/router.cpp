@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -65,11 +66,12 @@ struct Exchange
   int attempts = 0;
 };
 
-// Fields that describe one connection, not the message (RFC 9110, 7.6.1), and those we set.
+// Fields that describe one connection, not the message (RFC 9110, 7.6.1), those we set, and
+// Authorization, which may hold the admin token: it never leaves the router.
 bool hop_by_hop(std::string_view name)
 {
   for (std::string_view field : {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-                                 "upgrade", "expect", "content-length", "x-mlops-backend"}) {
+                                 "upgrade", "expect", "content-length", "x-mlops-backend", "authorization"}) {
     if (name == field) {
       return true;
     }
@@ -364,8 +366,10 @@ std::optional<HttpResponse> Router::forward(HttpRequest&& request, const HttpRes
     }
     chosen = pick(routes, draw, 0);
     if (!chosen) {
-      return error_response(503, fmt::format("no backend can take the request (every weight is 0); the backends are {}",
-                                             names()));
+      bool weighted = std::any_of(routes.table.backends.begin(), routes.table.backends.end(),
+                                  [](const auto& backend) { return backend.weight > 0; });
+      return error_response(503, fmt::format("no backend can take the request ({}); the backends are {}",
+                                             weighted ? "none is healthy" : "every weight is 0", names()));
     }
   }
   exchange->wire = request_wire(request);
@@ -461,7 +465,7 @@ HttpResponse Router::admin(const HttpRequest& request)
     if (reads) {
       return json_response(200, routes_json());
     }
-    if (request.method != "PUT" && request.method != "POST") {
+    if (request.method != "PUT") {
       return wrong_method("GET, HEAD, PUT");
     }
     try {

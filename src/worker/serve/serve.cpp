@@ -93,6 +93,7 @@ private:
   HttpServer m_server;  // before the models: answers still due are posted to its loops
   ModelRepository m_repository;
   std::atomic<State> m_state{State::loading};
+  std::atomic<std::uint64_t> m_inferences{0};
 };
 
 Worker::Worker(const ServeOptions& options)
@@ -226,6 +227,11 @@ std::optional<HttpResponse> Worker::infer(ServedModel& model, HttpRequest& reque
   auto start = Clock::now();
   ++metrics.in_flight;
   try {
+    if (m_options.fail_after && m_inferences++ >= *m_options.fail_after) {
+      throw std::runtime_error(fmt::format("injected failure: MLOPS_WORKER_FAIL_AFTER={} inference requests have been "
+                                           "answered",
+                                           *m_options.fail_after));
+    }
     auto parsed = parse_infer_request(request.body, inference_header_length(request));
     check_requested_outputs(model, parsed);
     auto inputs = std::move(parsed.inputs);

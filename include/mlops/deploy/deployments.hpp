@@ -1,0 +1,80 @@
+#pragma once
+// Deployments as rows: the `deployments` table (one row per stable endpoint, holding the state
+// of the rollout under way) and `deployment_events` (the audit trail). Every change of a row
+// goes through transition(), which checks that nobody else changed the row since it was read
+// and writes the event in the same transaction.
+
+#include "mlops/home/home.hpp"
+#include "mlops/store/database.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlops::deploy {
+
+struct Deployment
+{
+  std::string name;
+  std::string model;
+  std::string host;
+  int port = 0;
+  std::string device;
+  int router_pid = 0;
+  std::int64_t router_start = 0;
+  std::string token;
+  std::string log_path;
+  std::int64_t stable_version = 0;
+  std::string stable_service;
+  std::optional<std::int64_t> previous_version;
+  std::string phase = "stable";
+  nlohmann::json rollout;       // null when none is under way
+  nlohmann::json last_rollout;  // null before the first one ends
+  int controller_pid = 0;
+  std::int64_t controller_start = 0;
+  std::string created_at;
+  std::string updated_at;
+
+  std::string url() const;
+  std::filesystem::path dir(const Home& home) const;  // .mlops/deployments/NAME
+};
+
+struct DeploymentEvent
+{
+  std::int64_t id = 0;
+  std::string deployment;
+  std::string at;
+  std::string phase;
+  std::optional<std::int64_t> step;
+  std::string reason;
+  nlohmann::json details;
+};
+
+class Deployments
+{
+public:
+  explicit Deployments(store::Database& db) : m_db(db) {}
+
+  std::vector<Deployment> list();
+  std::optional<Deployment> find(const std::string& name);
+  Deployment get(const std::string& name);  // Error(not_found) listing the deployments
+
+  // Inserts a new row and its "created" event; Error(conflict) when the name is taken.
+  void insert(const Deployment& deployment, const std::string& reason);
+  // Writes `changed` over the row if the row still has `expected`'s phase, rollout and
+  // updated_at (else returns false: another process moved it), with an event.
+  bool transition(const Deployment& expected, Deployment changed, const std::string& reason,
+                  const nlohmann::json& details = nullptr);
+  // Removes the row, leaving the events and a "removed" one.
+  void remove(const Deployment& deployment, const std::string& reason);
+
+  std::vector<DeploymentEvent> events(const std::string& name, std::optional<std::int64_t> after = std::nullopt);
+
+private:
+  store::Database& m_db;
+};
+
+} // namespace mlops::deploy

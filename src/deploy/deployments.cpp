@@ -1,0 +1,193 @@
+#include "mlops/deploy/deployments.hpp"
+
+#include "mlops/core/error.hpp"
+#include "mlops/store/statement.hpp"
+#include "mlops/store/transaction.hpp"
+#include "mlops/util/time.hpp"
+#include "mlops/util/url.hpp"
+
+#include <fmt/format.h>
+
+namespace mlops::deploy {
+
+namespace {
+
+constexpr const char* columns =
+  "name, model, host, port, device, router_pid, router_start, token, log_path, stable_version, stable_service, "
+  "previous_version, phase, rollout, last_rollout, controller_pid, controller_start, created_at, updated_at";
+
+nlohmann::json json_column(store::Statement& row, int column)
+{
+  auto text = row.column_optional_text(column);
+  return text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+}
+
+std::optional<std::string> json_text(const nlohmann::json& document)
+{
+  return document.is_null() ? std::nullopt : std::optional(document.dump());
+}
+
+Deployment read_deployment(store::Statement& row)
+{
+  Deployment d;
+  d.name = row.column_text(0);
+  d.model = row.column_text(1);
+  d.host = row.column_text(2);
+  d.port = static_cast<int>(row.column_int64(3));
+  d.device = row.column_text(4);
+  d.router_pid = static_cast<int>(row.column_int64(5));
+  d.router_start = row.column_int64(6);
+  d.token = row.column_text(7);
+  d.log_path = row.column_text(8);
+  d.stable_version = row.column_int64(9);
+  d.stable_service = row.column_text(10);
+  d.previous_version = row.column_optional_int64(11);
+  d.phase = row.column_text(12);
+  d.rollout = json_column(row, 13);
+  d.last_rollout = json_column(row, 14);
+  d.controller_pid = static_cast<int>(row.column_int64(15));
+  d.controller_start = row.column_int64(16);
+  d.created_at = row.column_text(17);
+  d.updated_at = row.column_text(18);
+  return d;
+}
+
+void add_event(store::Database& db, const Deployment& d, const std::string& reason, const nlohmann::json& details)
+{
+  std::optional<std::int64_t> step;
+  if (d.rollout.is_object() && d.rollout.contains("step")) {
+    step = d.rollout["step"].get<std::int64_t>();
+  }
+  db.prepare("INSERT INTO deployment_events (deployment, at, phase, step, reason, details) VALUES (?, ?, ?, ?, ?, ?)")
+    .bind_all(d.name, d.updated_at, d.phase, step, reason, json_text(details))
+    .run();
+}
+
+} // namespace
+
+std::string Deployment::url() const
+{
+  return util::http_url(host, port);
+}
+
+std::filesystem::path Deployment::dir(const Home& home) const
+{
+  return home.dir() / "deployments" / name;
+}
+
+std::vector<Deployment> Deployments::list()
+{
+  auto select = m_db.prepare(fmt::format("SELECT {} FROM deployments ORDER BY name", columns));
+  std::vector<Deployment> all;
+  while (select.step()) {
+    all.push_back(read_deployment(select));
+  }
+  return all;
+}
+
+std::optional<Deployment> Deployments::find(const std::string& name)
+{
+  auto select = m_db.prepare(fmt::format("SELECT {} FROM deployments WHERE name = ?", columns));
+  select.bind(1, name);
+  if (!select.step()) {
+    return std::nullopt;
+  }
+  return read_deployment(select);
+}
+
+Deployment Deployments::get(const std::string& name)
+{
+  if (auto found = find(name)) {
+    return *found;
+  }
+  std::vector<std::string> names;
+  for (const auto& d : list()) {
+    names.push_back(d.name);
+  }
+  throw Error(ExitCode::not_found,
+              fmt::format("no deployment named '{}'; {}", name,
+                          names.empty() ? std::string("there is none: `mlops deploy create NAME --model M@REF` makes one")
+                                        : fmt::format("the deployments are {}", fmt::join(names, ", "))));
+}
+
+void Deployments::insert(const Deployment& d, const std::string& reason)
+{
+  store::write_transaction(m_db, [&] {
+    if (find(d.name)) {
+      throw Error(ExitCode::conflict, fmt::format("the deployment '{}' exists; `mlops deploy status {}` shows it, "
+                                                  "`mlops deploy rm {}` removes it",
+                                                  d.name, d.name, d.name));
+    }
+    m_db
+      .prepare(fmt::format("INSERT INTO deployments ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           columns))
+      .bind_all(d.name, d.model, d.host, d.port, d.device, d.router_pid, d.router_start, d.token, d.log_path,
+                d.stable_version, d.stable_service, d.previous_version, d.phase, json_text(d.rollout),
+                json_text(d.last_rollout), d.controller_pid, d.controller_start, d.created_at, d.updated_at)
+      .run();
+    add_event(m_db, d, reason, nullptr);
+  });
+}
+
+bool Deployments::transition(const Deployment& expected, Deployment changed, const std::string& reason,
+                             const nlohmann::json& details)
+{
+  bool done = false;
+  store::write_transaction(m_db, [&] {
+    auto current = find(expected.name);
+    done = current && current->phase == expected.phase && current->rollout == expected.rollout &&
+           current->updated_at == expected.updated_at;
+    if (!done) {
+      return;
+    }
+    // updated_at has a microsecond: two transitions in one microsecond would look like none.
+    changed.updated_at = util::now_iso8601();
+    if (changed.updated_at == expected.updated_at) {
+      changed.updated_at += "+";
+    }
+    m_db
+      .prepare("UPDATE deployments SET port = ?, router_pid = ?, router_start = ?, stable_version = ?, "
+               "stable_service = ?, previous_version = ?, phase = ?, rollout = ?, last_rollout = ?, controller_pid = ?, "
+               "controller_start = ?, updated_at = ? WHERE name = ?")
+      .bind_all(changed.port, changed.router_pid, changed.router_start, changed.stable_version, changed.stable_service,
+                changed.previous_version, changed.phase, json_text(changed.rollout), json_text(changed.last_rollout),
+                changed.controller_pid, changed.controller_start, changed.updated_at, changed.name)
+      .run();
+    add_event(m_db, changed, reason, details);
+  });
+  return done;
+}
+
+void Deployments::remove(const Deployment& d, const std::string& reason)
+{
+  store::write_transaction(m_db, [&] {
+    m_db.prepare("DELETE FROM deployments WHERE name = ?").bind(1, d.name).run();
+    auto gone = d;
+    gone.phase = "removed";
+    gone.rollout = nullptr;
+    gone.updated_at = util::now_iso8601();
+    add_event(m_db, gone, reason, nullptr);
+  });
+}
+
+std::vector<DeploymentEvent> Deployments::events(const std::string& name, std::optional<std::int64_t> after)
+{
+  auto select = m_db.prepare("SELECT id, deployment, at, phase, step, reason, details FROM deployment_events "
+                             "WHERE deployment = ? AND id > ? ORDER BY id");
+  select.bind_all(name, after.value_or(0));
+  std::vector<DeploymentEvent> events;
+  while (select.step()) {
+    DeploymentEvent event;
+    event.id = select.column_int64(0);
+    event.deployment = select.column_text(1);
+    event.at = select.column_text(2);
+    event.phase = select.column_text(3);
+    event.step = select.column_optional_int64(4);
+    event.reason = select.column_text(5);
+    event.details = json_column(select, 6);
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
+} // namespace mlops::deploy
