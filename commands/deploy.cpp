@@ -98,7 +98,7 @@ void report_rollout(Context& context, const RolloutResult& result)
   } else if (result.outcome == "paused") {
     human = fmt::format("'{}': {}", d.name, result.reason);
   } else if (result.outcome == "rolled back") {
-    human = fmt::format("'{}' is back on {}@{} at {}: {}", d.name, d.model, d.stable_version, d.url(), result.reason);
+    human = fmt::format("'{}' is back on {}@{} at {}", d.name, d.model, d.stable_version, d.url());
   } else {
     human = fmt::format("'{}': {}", d.name, result.reason);
   }
@@ -192,11 +192,20 @@ void run_history(Context& context, const DeployOptions& options)
   nlohmann::json all = nlohmann::json::array();
   Table table({"AT", "PHASE", "STEP", "WHAT"});
   for (const auto& event : events) {
+    // Every event has every detail, null when it does not apply (one shape for scripts).
+    auto detail = [&](const char* key, nlohmann::json otherwise) {
+      return event.details.is_object() && event.details.contains(key) ? event.details[key] : otherwise;
+    };
+    nlohmann::json details = {{"weight", detail("weight", nullptr)},
+                              {"analysis", detail("analysis", nullptr)},
+                              {"smoke_requests", detail("smoke_requests", nullptr)},
+                              {"pre_analysis", detail("pre_analysis", nullptr)},
+                              {"warnings", detail("warnings", nlohmann::json::array())}};
     all.push_back({{"at", event.at},
                    {"phase", event.phase},
                    {"step", event.step ? nlohmann::json(*event.step + 1) : nlohmann::json()},
                    {"reason", event.reason},
-                   {"details", event.details}});
+                   {"details", details}});
     table.add_row({event.at, event.phase, event.step ? std::to_string(*event.step + 1) : "", event.reason});
   }
   context.out().result({{"deployment", options.name}, {"events", all}}, table);

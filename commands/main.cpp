@@ -27,8 +27,7 @@ struct Noun
   bool hidden = false;  // left out of --help and completions
 };
 
-// Every noun of mlops, in the order --help lists them. Nouns whose issue has not landed use
-// setup_planned, so that scripts and users see the whole shape of the tool from day one.
+// Every noun of mlops, in the order --help lists them.
 constexpr Noun nouns[] = {
   {"init", "Create an mlops home (.mlops/) in a directory", setup_init},
   {"hash", "Hash files and directories by content (SHA-256)", setup_hash},
@@ -146,7 +145,7 @@ int run(int argc, char** argv)
   for (const auto& noun : nouns) {
     auto* sub = app.add_subcommand(noun.name, noun.summary);
     // CLI11 hides a subcommand whose group is empty.
-    sub->group(noun.hidden ? "" : noun.setup == setup_planned ? "Planned" : "Commands");
+    sub->group(noun.hidden ? "" : "Commands");
     noun.setup(*sub, context);
   }
 

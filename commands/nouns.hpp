@@ -28,8 +28,6 @@ void setup_version(CLI::App& noun, Context& context);
 void setup_completion(CLI::App& noun, Context& context);
 void setup_manpage(CLI::App& noun, Context& context);
 
-// Nouns whose issue has not landed yet: listed in --help under "Planned", and a clear error when run.
-void setup_planned(CLI::App& noun, Context& context);
 
 // A verb of `noun` that runs `run` (through on_run).
 CLI::App* add_verb(CLI::App& noun, Context& context, const char* name, const char* summary, std::function<void()> run);

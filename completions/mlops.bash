@@ -11,6 +11,7 @@ _mlops_subcommands() {
     'model') printf '%s\n' 'register ls show versions download alias tag archive restore rm lineage gate card export' ;;
     'model alias') printf '%s\n' 'set rm history' ;;
     'serve') printf '%s\n' 'start ls status stop logs prune predict load' ;;
+    'deploy') printf '%s\n' 'create ls status history rm canary bluegreen promote abort rollback resume' ;;
     'db') printf '%s\n' 'check migrate status' ;;
   esac
 }
@@ -85,6 +86,17 @@ _mlops_flags() {
     'serve predict') printf '%s\n' '-h --help --input --home --json -q --quiet -v --verbose --no-color --version' ;;
     'serve load') printf '%s\n' '-h --help -c --concurrency -d --duration --rate --input --home --json -q --quiet -v --verbose --no-color --version' ;;
     'deploy') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy create') printf '%s\n' '-h --help --model --host --port --device --sticky-header --ready-timeout --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy ls') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy status') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy history') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy rm') printf '%s\n' '-h --help --force --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy canary') printf '%s\n' '-h --help --to --set-alias --sample --force --ready-timeout --steps --interval --max-error-rate --max-p99-ms --min-requests --failure-limit --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy bluegreen') printf '%s\n' '-h --help --to --set-alias --sample --force --ready-timeout --pre-analysis --post-analysis --scale-down-delay --manual --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy promote') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy abort') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy rollback') printf '%s\n' '-h --help --ready-timeout --home --json -q --quiet -v --verbose --no-color --version' ;;
+    'deploy resume') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'db') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'db check') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
     'db migrate') printf '%s\n' '-h --help --home --json -q --quiet -v --verbose --no-color --version' ;;
@@ -164,6 +176,17 @@ _mlops_valued_flags() {
     'serve predict') printf '%s\n' '--input --home' ;;
     'serve load') printf '%s\n' '-c --concurrency -d --duration --rate --input --home' ;;
     'deploy') printf '%s\n' '--home' ;;
+    'deploy create') printf '%s\n' '--model --host --port --device --sticky-header --ready-timeout --home' ;;
+    'deploy ls') printf '%s\n' '--home' ;;
+    'deploy status') printf '%s\n' '--home' ;;
+    'deploy history') printf '%s\n' '--home' ;;
+    'deploy rm') printf '%s\n' '--home' ;;
+    'deploy canary') printf '%s\n' '--to --set-alias --sample --ready-timeout --steps --interval --max-error-rate --max-p99-ms --min-requests --failure-limit --home' ;;
+    'deploy bluegreen') printf '%s\n' '--to --set-alias --sample --ready-timeout --pre-analysis --post-analysis --scale-down-delay --home' ;;
+    'deploy promote') printf '%s\n' '--home' ;;
+    'deploy abort') printf '%s\n' '--home' ;;
+    'deploy rollback') printf '%s\n' '--ready-timeout --home' ;;
+    'deploy resume') printf '%s\n' '--home' ;;
     'db') printf '%s\n' '--home' ;;
     'db check') printf '%s\n' '--home' ;;
     'db migrate') printf '%s\n' '--home' ;;

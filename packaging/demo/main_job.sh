@@ -121,11 +121,34 @@ show serve load churn-prod --concurrency 8 --duration 2s
 show serve ls
 show serve stop churn-prod
 
+heading "Canary-promote churn@2 behind a stable endpoint, under load, with automatic rollback"
+trap '"$mlops" deploy rm churn-live --force >/dev/null 2>&1 || true; "$mlops" serve stop --all >/dev/null 2>&1 || true' EXIT
+show deploy create churn-live --model churn@production
+# Clients call the stable endpoint the whole time; the load report below counts their failures.
+"$mlops" serve load churn-live --concurrency 4 --duration 6s >canary-load.txt &
+load=$!
+show deploy canary churn-live --to churn@2 --steps 25,50,100 --interval 1s --min-requests 20 --set-alias production
+wait "$load"
+echo "\$ # what the clients saw meanwhile:"
+cat canary-load.txt
+show deploy history churn-live
+show deploy status churn-live
+show model versions churn
+echo "# A bad build: its worker fails every request after its smoke test (MLOPS_WORKER_FAIL_AFTER injects that)."
+"$mlops" serve load churn-live --concurrency 4 --duration 3s >rollback-load.txt &
+load=$!
+set +e
+MLOPS_WORKER_FAIL_AFTER=5 show deploy canary churn-live --to churn@1 --steps 25,100 --interval 1s --set-alias production
+echo "exit code $? (6: rolled back automatically; churn@production still names version 2)"
+set -e
+wait "$load"
+show deploy history churn-live
+show deploy rm churn-live
+
 heading "Errors are clear and scripts get exit codes and JSON"
 set +e
 (cd / && "$mlops" db status); echo "exit code $? (3: no home here)"
 "$mlops" --json bogus; echo "exit code $? (2: usage)"
 set -e
 
-printf '\n== Still to come (planned noun, see README): canary-promote churn@2.\n'
 printf '\nmain job done; the project is in %s\n' "$project"

@@ -286,7 +286,8 @@ RolloutResult Deployer::start_rollout(const RolloutRequest& request)
                             {"sample_body", request.sample_body},
                             {"forced", !warnings.empty()},
                             {"ready_timeout_ms", request.ready_timeout.count()},
-                            {"started_at", util::now_iso8601()}};
+                            {"started_at", util::now_iso8601()},
+                            {"abort_reason", nullptr}};
   auto reason = fmt::format("{} from version {} to {}", request.strategy, d.stable_version, target.version);
   return begin(d, rollout, reason, warnings);
 }
@@ -322,7 +323,8 @@ RolloutResult Deployer::rollback(const std::string& name, std::chrono::milliseco
                             {"sample_body", ""},
                             {"forced", false},
                             {"ready_timeout_ms", ready_timeout.count()},
-                            {"started_at", util::now_iso8601()}};
+                            {"started_at", util::now_iso8601()},
+                            {"abort_reason", nullptr}};
   return begin(d, rollout, fmt::format("rollback from version {} to {}", d.stable_version, *d.previous_version), {});
 }
 
@@ -737,7 +739,7 @@ void Deployer::run_aborting(const Deployment& d)
   }
   auto next = d;
   next.phase = "stable";
-  auto why = rollout.value("abort_reason", std::string("aborted"));
+  auto why = rollout["abort_reason"].is_string() ? rollout["abort_reason"].get<std::string>() : std::string("aborted");
   auto reason = fmt::format("rolled back to version {}: {}", d.stable_version, why);
   next.last_rollout = rollout;
   next.last_rollout["outcome"] = "rolled back";
@@ -771,6 +773,7 @@ nlohmann::json Deployer::status(const std::string& name)
                            {"created_at", d.created_at},
                            {"updated_at", d.updated_at}};
   status["router"]["log"] = d.log_path;
+  status["router"]["error"] = nullptr;
   nlohmann::json backends = nlohmann::json::array();
   auto live = serve::http_get(d.url() + "/admin/routes", 2s, admin_fields(d));
   auto table = nlohmann::json::parse(live.body, nullptr, false);

@@ -1,4 +1,4 @@
-"""Command-line usage: unknown commands and options (exit 2), help, version, planned nouns."""
+"""Command-line usage: unknown commands and options (exit 2), help, version."""
 
 import re
 
@@ -7,7 +7,6 @@ import pytest
 from conftest import SOURCE_DIR, expect_error
 
 NOUNS = ["init", "hash", "artifact", "data", "exp", "run", "model", "serve", "deploy", "db", "completion", "version"]
-PLANNED = ["deploy"]
 
 
 def project_version():
@@ -113,12 +112,7 @@ def test_version_command_prints_mlops_and_libraries(mlops, project):
         assert re.search(rf"^{library}:\s+\S", out, flags=re.MULTILINE), f"`mlops version` lacks {library}"
 
 
-@pytest.mark.parametrize("noun", PLANNED)
-def test_planned_noun_says_not_available_yet(mlops, project, noun):
-    result = mlops(noun, "ls", cwd=project)
-    expect_error(result, 1, f"`mlops {noun}`", "not available")
-    assert result.stdout == ""
-
-
-def test_planned_noun_without_verb_says_not_available_yet(mlops, project):
-    expect_error(mlops("deploy", cwd=project), 1, "`mlops deploy`", "not available")
+def test_deploy_without_verb_is_a_usage_error(mlops, project):
+    result = mlops("deploy", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "mlops deploy --help" in result.stderr

@@ -45,8 +45,9 @@ void parse_url(std::string_view url, RouteBackend& backend)
   }
   auto port_text = rest.substr(colon + 1);
   auto [end, problem] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), backend.port);
-  if (host.empty() || problem != std::errc() || end != port_text.data() + port_text.size() || backend.port < 1 ||
-      backend.port > 65535) {
+  // A NUL would end the host where the resolver reads it, and the rest would go unchecked.
+  if (host.empty() || host.find('\0') != std::string_view::npos || problem != std::errc() ||
+      end != port_text.data() + port_text.size() || backend.port < 1 || backend.port > 65535) {
     throw refuse();
   }
   backend.host = host;

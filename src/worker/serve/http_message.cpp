@@ -387,7 +387,8 @@ HttpResponseParser::Status HttpResponseParser::feed(std::string_view& input)
     size_t old_size = m_head.size();
     m_head.append(input.substr(0, max_head + 4 - std::min(old_size, max_head + 4)));
     auto end = m_head.find("\r\n\r\n", old_size >= 3 ? old_size - 3 : 0);
-    if (end == std::string::npos) {
+    // The limit counts the blank line, so that where the pieces break cannot change the outcome.
+    if (end == std::string::npos || end + 4 > max_head) {
       if (m_head.size() > max_head) {
         return fail(fmt::format("the backend's answer has a head longer than {} bytes", max_head));
       }
@@ -469,6 +470,10 @@ HttpResponseParser::Status HttpResponseParser::parse_head()
     }
     auto name = lowered(line.substr(0, colon));
     auto value = trim(line.substr(colon + 1));
+    // The router passes the fields on to its client: a line break would add fields of its own.
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return fail(fmt::format("the backend's header field '{}' holds a line break or a NUL", name.substr(0, 80)));
+    }
     if (name == "content-length") {
       size_t length = 0;
       auto [value_end, bad] = std::from_chars(value.data(), value.data() + value.size(), length);
