@@ -81,8 +81,9 @@ nlohmann::json deployment_json(const Deployment& d)
           {"updated_at", d.updated_at}};
 }
 
-// The end of a rollout command: the result, and exit 6 when it went back to the old version.
-void report_rollout(Context& context, const RolloutResult& result)
+// The end of a rollout command: the result, and exit 6 when it went back to the old version
+// (unless going back is what the command asked for: `deploy abort`).
+void report_rollout(Context& context, const RolloutResult& result, bool asked_to_go_back = false)
 {
   const auto& d = result.deployment;
   auto document = deployment_json(d);
@@ -103,9 +104,7 @@ void report_rollout(Context& context, const RolloutResult& result)
     human = fmt::format("'{}': {}", d.name, result.reason);
   }
   context.out().result(document, human);
-  // A rollout that was rolled back failed its gate; `deploy rollback` asked for exactly that.
-  bool asked = d.last_rollout.is_object() && d.last_rollout.value("strategy", "") == "rollback";
-  if (result.outcome == "rolled back" && !asked) {
+  if (result.outcome == "rolled back" && !asked_to_go_back) {
     context.fail_after_result(Error(ExitCode::gate_failed, fmt::format("the rollout of '{}' was rolled back: {}", d.name,
                                                                        result.reason)));
   }
@@ -350,7 +349,7 @@ void setup_deploy(CLI::App& noun, Context& context)
                            [&context, options] { report_rollout(context, make_deployer(context).promote(options->name)); });
   name(promote);
   auto* abort = add_verb(noun, context, "abort", "Send all traffic back to the stable version and stop the new one",
-                         [&context, options] { report_rollout(context, make_deployer(context).abort(options->name)); });
+                         [&context, options] { report_rollout(context, make_deployer(context).abort(options->name), true); });
   name(abort);
   auto* rollback = add_verb(noun, context, "rollback", "After a promotion, go back to the version before it",
                             [&context, options] {

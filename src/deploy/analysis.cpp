@@ -7,6 +7,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <span>
+#include <vector>
 
 namespace mlops::deploy {
 
@@ -58,22 +60,22 @@ Criteria Criteria::parse(const std::string& text, const std::string& option)
                                               "[,min-requests=N], for example 30s,max-error-rate=0.01",
                                               option, text, why));
   };
-  Criteria criteria;
-  std::string_view rest = text;
-  bool first = true;
-  while (!rest.empty() || first) {
+  std::vector<std::string_view> parts;
+  for (std::string_view rest = text;;) {
     auto comma = rest.find(',');
-    auto part = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (first) {
-      first = false;
-      auto duration = util::parse_duration(std::string(part), std::chrono::milliseconds(1000));
-      if (!duration || duration->count() == 0) {
-        throw refuse(fmt::format("'{}' is not a positive duration (30s, 500ms, 2m)", part));
-      }
-      criteria.duration = *duration;
-      continue;
+    parts.push_back(rest.substr(0, comma));
+    if (comma == std::string_view::npos) {
+      break;
     }
+    rest.remove_prefix(comma + 1);
+  }
+  Criteria criteria;
+  auto duration = util::parse_duration(parts.front(), std::chrono::milliseconds(1000));
+  if (!duration || duration->count() == 0) {
+    throw refuse(fmt::format("'{}' is not a positive duration (30s, 500ms, 2m)", parts.front()));
+  }
+  criteria.duration = *duration;
+  for (auto part : std::span(parts).subspan(1)) {
     auto equals = part.find('=');
     auto key = part.substr(0, equals);
     auto value = equals == std::string_view::npos ? std::optional<double>() : number(part.substr(equals + 1));

@@ -717,7 +717,7 @@ void Deployer::run_finishing(const Deployment& d)
   auto reason = fmt::format("promoted: version {} is stable, version {} stopped{}", to_version,
                             rollout["from_version"].get<std::int64_t>(), alias_note);
   next.last_rollout = rollout;
-  next.last_rollout["outcome"] = rollout["strategy"] == "rollback" ? "rolled back" : "promoted";
+  next.last_rollout["outcome"] = "promoted";  // for `deploy rollback` too: the old version was promoted again
   next.last_rollout["reason"] = reason;
   next.last_rollout["ended_at"] = util::now_iso8601();
   next.rollout = nullptr;

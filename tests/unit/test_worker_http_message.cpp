@@ -1,6 +1,10 @@
 // The worker's HTTP/1.1 request parser and response head: requests fed whole, byte by byte and
 // pipelined, bodies by Content-Length and chunked, and each refusal with the status a client gets.
+// The router's parser of backends' answers: the same pieces-or-whole agreement, the answers that
+// have no body, bodies that run until the close, and each refusal with its message.
 #include "mlops/worker/http_message.hpp"
+
+#include "expect_error.hpp"
 
 #include <doctest/doctest.h>
 
@@ -10,6 +14,8 @@
 
 using namespace mlops::worker;
 using Status = HttpRequestParser::Status;
+using AnswerStatus = HttpResponseParser::Status;
+using mlops::test::mentions;
 
 namespace {
 
@@ -17,11 +23,11 @@ constexpr HttpLimits small_limits{1024, 64};
 
 // Feeds `text` in pieces of `piece` bytes (0: all at once) until the parser completes, fails or
 // runs out of bytes; `text` keeps what the parser did not consume.
-Status feed_in_pieces(HttpRequestParser& parser, std::string_view& text, size_t piece = 0)
+template <class Parser> typename Parser::Status feed_in_pieces(Parser& parser, std::string_view& text, size_t piece = 0)
 {
-  auto status = Status::incomplete;
+  auto status = Parser::Status::incomplete;
   size_t consumed = 1;
-  while (status == Status::incomplete && !text.empty() && consumed > 0) {
+  while (status == Parser::Status::incomplete && !text.empty() && consumed > 0) {
     std::string_view input = piece == 0 ? text : text.substr(0, piece);
     size_t given = input.size();
     status = parser.feed(input);
@@ -61,6 +67,58 @@ bool same_request(const HttpRequest& a, const HttpRequest& b)
 {
   return a.method == b.method && a.path == b.path && a.query == b.query && a.minor_version == b.minor_version &&
          a.headers == b.headers && a.body == b.body && a.keep_alive == b.keep_alive;
+}
+
+constexpr size_t answer_body_limit = 64;
+
+struct ReadAnswer
+{
+  AnswerStatus status = AnswerStatus::incomplete;
+  HttpAnswer answer;  // when complete
+  std::string error;
+  std::string left;  // what the parser did not consume
+};
+
+// One answer read from `text` in pieces of `piece` bytes (0: whole), for a HEAD request or not;
+// with `closed`, the backend then closes the connection.
+ReadAnswer read_answer(std::string_view text, size_t piece, bool head_request = false, bool closed = false)
+{
+  HttpResponseParser parser(answer_body_limit);
+  parser.expect(head_request);
+  ReadAnswer read;
+  read.status = feed_in_pieces(parser, text, piece);
+  if (closed && read.status != AnswerStatus::failed) {
+    read.status = parser.finish_at_close();
+  }
+  read.error = parser.error_message();
+  read.left = text;
+  if (read.status == AnswerStatus::complete) {
+    read.answer = parser.take();
+  }
+  return read;
+}
+
+bool same_answer(const HttpAnswer& a, const HttpAnswer& b)
+{
+  return a.status == b.status && a.headers == b.headers && a.body == b.body && a.keep_alive == b.keep_alive;
+}
+
+// Reads `text` whole, byte by byte and in 7-byte pieces, checks that all three agree, and returns
+// the outcome.
+ReadAnswer read_answer_every_way(std::string_view text, bool head_request = false, bool closed = false)
+{
+  auto whole = read_answer(text, 0, head_request, closed);
+  for (size_t piece : {size_t{1}, size_t{7}}) {
+    CAPTURE(piece);
+    auto pieces = read_answer(text, piece, head_request, closed);
+    CHECK(pieces.status == whole.status);
+    if (whole.status != AnswerStatus::failed) {
+      CHECK(pieces.left == whole.left);  // after a failure the connection is dropped, whatever is left
+    }
+    CHECK(pieces.error == whole.error);
+    CHECK(same_answer(pieces.answer, whole.answer));
+  }
+  return whole;
 }
 
 } // namespace
@@ -374,4 +432,225 @@ TEST_CASE("http_response_head: status line, type, length, fields, and close only
         "X-Request-Id: r1\r\nRetry-After: 1\r\nConnection: close\r\n\r\n");
   CHECK(http_reason(505) == "HTTP Version Not Supported");
   CHECK(http_reason(431) == "Request Header Fields Too Large");
+}
+
+TEST_CASE("HttpResponseParser: answers fed whole, byte by byte and in pieces agree")
+{
+  struct Case
+  {
+    std::string what;
+    std::string text;
+    bool head_request;
+    bool closed;  // the backend closes after the bytes
+    int status;
+    std::string body;
+    bool keep_alive;
+  };
+  const std::vector<Case> cases = {
+    {"Content-Length", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}",
+     false, false, 200, "{\"ok\":true}", true},
+    {"no reason phrase", "HTTP/1.1 503\r\nContent-Length: 2\r\n\r\nno", false, false, 503, "no", true},
+    {"Content-Length: 0", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, false, 200, "", true},
+    {"the same Content-Length twice", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok", false,
+     false, 200, "ok", true},
+    {"a body at the limit", "HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n" + std::string(64, 'b'), false, false, 200,
+     std::string(64, 'b'), true},
+    {"HTTP/1.0 closes", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false, false, 200, "ok", false},
+    {"HTTP/1.0 with keep-alive", "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok", false,
+     false, 200, "ok", true},
+    {"Connection: close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", false, false, 200,
+     "ok", false},
+    {"close wins over keep-alive", "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nok",
+     false, false, 200, "ok", false},
+    {"HEAD: no body whatever Content-Length says", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, false, 200, "",
+     true},
+    {"HEAD: even a length over the limit", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", true, false, 200, "",
+     true},
+    {"204: no body", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false, false, 204, "", true},
+    {"304: no body", "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", false, false, 304, "", true},
+    {"1xx: no body", "HTTP/1.1 100 Continue\r\n\r\n", false, false, 100, "", true},
+    {"no Content-Length: the body runs until the close", "HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nall of it", false, true, 200,
+     "all of it", false},
+    {"until the close, empty", "HTTP/1.1 500 Internal Server Error\r\n\r\n", false, true, 500, "", false},
+    {"until the close, up to the limit", "HTTP/1.0 200 OK\r\n\r\n" + std::string(64, 'c'), false, true, 200,
+     std::string(64, 'c'), false},
+    {"a close after a complete answer changes nothing", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false, true,
+     200, "ok", true},
+  };
+  for (const auto& item : cases) {
+    CAPTURE(item.what);
+    auto read = read_answer_every_way(item.text, item.head_request, item.closed);
+    REQUIRE(read.status == AnswerStatus::complete);
+    CHECK(read.left.empty());
+    CHECK(read.answer.status == item.status);
+    CHECK(read.answer.body == item.body);
+    CHECK(read.answer.keep_alive == item.keep_alive);
+  }
+}
+
+TEST_CASE("HttpResponseParser: header fields in lower case, values trimmed")
+{
+  auto read = read_answer("HTTP/1.1 200 OK\r\nContent-Type: \t application/json \r\nX-Request-Id:r1\r\n"
+                          "Content-Length: 0\r\n\r\n",
+                          0);
+  REQUIRE(read.status == AnswerStatus::complete);
+  REQUIRE(read.answer.headers.size() == 3);
+  CHECK(read.answer.headers[0] == std::pair<std::string, std::string>{"content-type", "application/json"});
+  REQUIRE(read.answer.header("x-request-id"));
+  CHECK(*read.answer.header("x-request-id") == "r1");
+  CHECK_FALSE(read.answer.header("X-Request-Id"));
+}
+
+TEST_CASE("HttpResponseParser: each refusal says why, fed whole or in pieces")
+{
+  const std::string not_status_line = "is not an HTTP/1.x status line";
+  const std::string malformed_field = "malformed header field";
+  const std::string not_one_length = "is not one byte count";
+  constexpr char nul_in_value[] = "HTTP/1.1 200 OK\r\nX-A: x\0y\r\nContent-Length: 0\r\n\r\n";
+  std::string many_fields = "HTTP/1.1 200 OK\r\n";
+  for (int i = 0; i < 101; ++i) {
+    many_fields += "A:\r\n";
+  }
+  struct Case
+  {
+    std::string what;
+    std::string text;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+    {"HTTP/2", "HTTP/2 200 OK\r\n\r\n", not_status_line},
+    {"HTTP/1.2", "HTTP/1.2 200 OK\r\n\r\n", not_status_line},
+    {"lower-case name", "http/1.1 200 OK\r\n\r\n", not_status_line},
+    {"no status", "HTTP/1.1\r\n\r\n", not_status_line},
+    {"two spaces", "HTTP/1.1  200 OK\r\n\r\n", not_status_line},
+    {"two digits", "HTTP/1.1 20 OK\r\n\r\n", not_status_line},
+    {"four digits", "HTTP/1.1 2000 OK\r\n\r\n", not_status_line},
+    {"a letter", "HTTP/1.1 2a0 OK\r\n\r\n", not_status_line},
+    {"negative", "HTTP/1.1 -20 OK\r\n\r\n", not_status_line},
+    {"below 100", "HTTP/1.1 099 OK\r\n\r\n", not_status_line},
+    {"above 599", "HTTP/1.1 600 OK\r\n\r\n", not_status_line},
+    {"a request", "GET / HTTP/1.1\r\n\r\n", not_status_line},
+    {"no colon", "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", malformed_field},
+    {"a space in the name", "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", malformed_field},
+    {"folded", "HTTP/1.1 200 OK\r\nA: x\r\n folded\r\n\r\n", malformed_field},
+    {"101 fields", many_fields + "\r\n", malformed_field},
+    {"a bare LF in a value", "HTTP/1.1 200 OK\r\nX-A: x\nSet-Cookie: y\r\nContent-Length: 0\r\n\r\n",
+     "holds a line break or a NUL"},
+    {"a NUL in a value", std::string(nul_in_value, sizeof(nul_in_value) - 1), "holds a line break or a NUL"},
+    {"Content-Length not a number", "HTTP/1.1 200 OK\r\nContent-Length: 12a\r\n\r\n", not_one_length},
+    {"Content-Length negative", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", not_one_length},
+    {"Content-Length empty", "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", not_one_length},
+    {"Content-Length a list", "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", not_one_length},
+    {"Content-Length past 64 bits", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+     not_one_length},
+    {"two different Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+     not_one_length},
+    {"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "Transfer-Encoding"},
+    {"chunked after a length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+     "Transfer-Encoding"},
+    {"a Content-Length over the limit", "HTTP/1.1 200 OK\r\nContent-Length: 65\r\n\r\n",
+     "answer of 65 bytes is larger than the limit"},
+    {"a body until the close over the limit", "HTTP/1.1 200 OK\r\n\r\n" + std::string(65, 'c'),
+     "larger than the limit"},
+  };
+  for (const auto& item : cases) {
+    CAPTURE(item.what);
+    auto read = read_answer_every_way(item.text);
+    CHECK(read.status == AnswerStatus::failed);
+    CHECK_MESSAGE(mentions(read.error, item.message), read.error);
+  }
+}
+
+TEST_CASE("HttpResponseParser: a head over 64 KiB is refused, the blank line counted, in any pieces")
+{
+  constexpr size_t max_head = 64 * 1024;
+  for (size_t size : {max_head - 1, max_head, max_head + 1, max_head + 2, max_head + 4, max_head + 5}) {
+    CAPTURE(size);
+    std::string head = "HTTP/1.1 204 No Content\r\nX-Pad: ";
+    head += std::string(size - head.size() - 4, 'a') + "\r\n\r\n";
+    REQUIRE(head.size() == size);
+    auto whole = read_answer(head, 0);
+    auto bytewise = read_answer(head, 1);
+    CHECK(whole.status == bytewise.status);
+    CHECK(whole.status == (size <= max_head ? AnswerStatus::complete : AnswerStatus::failed));
+  }
+  SUBCASE("even when the head never ends")
+  {
+    HttpResponseParser parser(answer_body_limit);
+    std::string endless = "HTTP/1.1 200 OK\r\nX-Pad: " + std::string(max_head, 'a');
+    std::string_view input = endless;
+    REQUIRE(parser.feed(input) == AnswerStatus::failed);
+    CHECK(parser.error_message().find("longer than 65536 bytes") != std::string::npos);
+  }
+}
+
+TEST_CASE("HttpResponseParser::finish_at_close: completes only an answer that runs until the close")
+{
+  SUBCASE("until the close: incomplete until then, however much arrives")
+  {
+    HttpResponseParser parser(answer_body_limit);
+    std::string_view input = "HTTP/1.1 200 OK\r\n\r\npart one, ";
+    CHECK(parser.feed(input) == AnswerStatus::incomplete);
+    CHECK(input.empty());
+    std::string_view more = "part two";
+    CHECK(parser.feed(more) == AnswerStatus::incomplete);
+    REQUIRE(parser.finish_at_close() == AnswerStatus::complete);
+    auto answer = parser.take();
+    CHECK(answer.body == "part one, part two");
+    CHECK_FALSE(answer.keep_alive);
+  }
+  struct Case
+  {
+    std::string what;
+    std::string text;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+    {"before any byte", "", "the backend closed the connection without answering"},
+    {"in the status line", "HTTP/1.1 2", "the backend closed the connection in the middle of its answer"},
+    {"in the head", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", "in the middle of its answer"},
+    {"in a body with Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc", "in the middle of its answer"},
+  };
+  for (const auto& item : cases) {
+    CAPTURE(item.what);
+    HttpResponseParser parser(answer_body_limit);
+    std::string_view input = item.text;
+    CHECK(parser.feed(input) == AnswerStatus::incomplete);
+    CHECK(parser.started() == !item.text.empty());
+    CHECK(parser.finish_at_close() == AnswerStatus::failed);
+    CHECK_MESSAGE(mentions(parser.error_message(), item.message), parser.error_message());
+  }
+}
+
+TEST_CASE("HttpResponseParser::take: the next answer on the same connection starts afresh")
+{
+  HttpResponseParser parser(answer_body_limit);
+  CHECK_FALSE(parser.started());
+  std::string_view input = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 204 No Content\r\n\r\n";
+  REQUIRE(parser.feed(input) == AnswerStatus::complete);
+  CHECK(input == "HTTP/1.1 204 No Content\r\n\r\n");  // the second answer stays in the input
+  CHECK(parser.feed(input) == AnswerStatus::complete);     // and stays there until take()
+  CHECK(input == "HTTP/1.1 204 No Content\r\n\r\n");
+  auto first = parser.take();
+  CHECK(first.status == 200);
+  CHECK(first.body == "abc");
+  CHECK_FALSE(parser.started());
+
+  REQUIRE(parser.feed(input) == AnswerStatus::complete);
+  CHECK(input.empty());
+  auto second = parser.take();
+  CHECK(second.status == 204);
+  CHECK(second.headers.empty());
+  CHECK(second.body.empty());
+
+  SUBCASE("an answer to HEAD, then one to GET: expect() holds for one answer")
+  {
+    parser.expect(true);
+    std::string_view head_answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+    REQUIRE(parser.feed(head_answer) == AnswerStatus::complete);
+    CHECK(parser.take().body.empty());
+    std::string_view get_answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    REQUIRE(parser.feed(get_answer) == AnswerStatus::complete);
+    CHECK(parser.take().body == "hello");
+  }
 }

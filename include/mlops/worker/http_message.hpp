@@ -89,7 +89,9 @@ private:
 
 // An answer from a backend, for the router. Backends are mlops workers, which always send a
 // Content-Length; an answer without one ends when the backend closes (finish_at_close()).
-// Chunked answers are refused (failed), as are heads over 64 KiB and bodies over the limit.
+// Chunked answers are refused (failed), as are heads over 64 KiB, bodies over the limit, and
+// CR, LF or NUL inside a field value (the router passes fields on to its client, so they would
+// inject header fields there).
 struct HttpAnswer
 {
   int status = 0;
