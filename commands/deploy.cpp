@@ -97,11 +97,11 @@ void report_rollout(Context& context, const RolloutResult& result, bool asked_to
   if (result.outcome == "promoted") {
     human = fmt::format("'{}' now serves {}@{} at {}", d.name, d.model, d.stable_version, d.url());
   } else if (result.outcome == "paused") {
-    human = fmt::format("'{}': {}", d.name, result.reason);
+    human = result.reason;
   } else if (result.outcome == "rolled back") {
     human = fmt::format("'{}' is back on {}@{} at {}", d.name, d.model, d.stable_version, d.url());
   } else {
-    human = fmt::format("'{}': {}", d.name, result.reason);
+    human = result.reason;  // nothing to do, and why
   }
   context.out().result(document, human);
   if (result.outcome == "rolled back" && !asked_to_go_back) {

@@ -224,6 +224,12 @@ void Deployer::remove(const std::string& name, bool force)
                             "removes it anyway",
                             name, d.phase, controlled ? fmt::format(", driven by pid {}", d.controller_pid) : "", name));
   }
+  if (controlled) {
+    // Its next step would act on a deployment that is gone (and could start a worker nobody
+    // owns): it stops first. SIGTERM lets it unwind; it records nothing more.
+    serve::stop_process(d.controller_pid, [&] { return util::process_start_time(d.controller_pid) == d.controller_start; },
+                        10s);
+  }
   serve::stop_process(d.router_pid, [&] { return util::process_start_time(d.router_pid) == d.router_start; }, 10s);
   serve::Services services(m_home, m_db);
   for (const auto& service : services.list()) {
@@ -451,9 +457,9 @@ RolloutResult Deployer::drive(const std::string& name)
     if (d.phase == "paused") {
       auto step = d.rollout["step"].get<std::int64_t>();
       return {"paused",
-              fmt::format("paused at step {} of {} with {} of requests on version {}; `mlops deploy promote {}` goes on, "
-                          "`mlops deploy abort {}` goes back",
-                          step + 1, d.rollout["steps"].size(), percent_text(weight_at(d.rollout, step)),
+              fmt::format("'{}' is paused at step {} of {} with {} of requests on version {}; `mlops deploy promote {}` "
+                          "goes on, `mlops deploy abort {}` goes back",
+                          name, step + 1, d.rollout["steps"].size(), percent_text(weight_at(d.rollout, step)),
                           d.rollout["to_version"].get<std::int64_t>(), name, name),
               d,
               {}};
@@ -469,7 +475,13 @@ RolloutResult Deployer::drive(const std::string& name)
         run_aborting(d);
       }
     } catch (const Error& error) {
-      if (error.code() == ExitCode::interrupted || d.phase == "aborting") {
+      if (error.code() == ExitCode::interrupted) {
+        throw Error(ExitCode::interrupted,
+                    fmt::format("interrupted; the rollout of '{}' stays where it was ({}, step {}): `mlops deploy resume {}` "
+                                "goes on, `mlops deploy abort {}` goes back",
+                                name, d.phase, d.rollout.value("step", std::int64_t{0}) + 1, name, name));
+      }
+      if (d.phase == "aborting") {
         throw;
       }
       abort_with(d, error.what());
@@ -506,8 +518,7 @@ void Deployer::apply_routes(const std::string& name)
               "take the new routing table");
 }
 
-bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration,
-                     const std::function<std::optional<std::string>()>& give_up)
+bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration, const std::function<bool()>& aborted_early)
 {
   serve::Services services(m_home, m_db);
   auto service = services.find(d.rollout["to_service"].get<std::string>());
@@ -528,10 +539,9 @@ bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration,
     if (Clock::now() >= end) {
       return true;
     }
-    if (give_up && Clock::now() >= next_look) {
+    if (aborted_early && Clock::now() >= next_look) {
       next_look = Clock::now() + 250ms;
-      if (auto why = give_up()) {
-        abort_with(d, *why);
+      if (aborted_early()) {
         return false;
       }
     }
@@ -641,14 +651,16 @@ void Deployer::run_progressing(const Deployment& d)
   auto where = fmt::format("step {} ({} to version {})", step + 1, percent_text(weight), to_version);
   // Errors end the window early once there are enough requests to judge: every request more
   // would go to a version already known to be bad. (Only with no --failure-limit to spend.)
-  auto fails_already = [&]() -> std::optional<std::string> {
+  auto fails_already = [&] {
     auto so_far = window_of(before, router_stats(d), rollout["to_service"].get<std::string>());
     auto analysis = analyse(so_far, std::nullopt, criteria);
-    if (analysis.verdict == Verdict::fail && so_far.requests >= criteria.min_requests &&
-        rollout["failure_limit"].get<int>() == 0) {
-      return fmt::format("{}: analysis failed before the end of the window: {}", where, analysis.reason);
+    if (analysis.verdict != Verdict::fail || so_far.requests < criteria.min_requests ||
+        rollout["failure_limit"].get<int>() > 0) {
+      return false;
     }
-    return std::nullopt;
+    abort_with(d, fmt::format("{}: analysis failed before the end of the window: {}", where, analysis.reason),
+               {{"weight", weight}, {"analysis", analysis.to_json()}});
+    return true;
   };
   if (!watch(d, criteria.duration, fails_already)) {
     return;
@@ -677,7 +689,7 @@ void Deployer::run_progressing(const Deployment& d)
   } else {
     auto inconclusive = rollout["inconclusive"].get<int>() + 1;
     if (inconclusive >= inconclusive_limit) {
-      abort_with(d, fmt::format("{}: {} windows in a row were inconclusive: {}", where, inconclusive, analysis.reason),
+      abort_with(d, fmt::format("{}: {} windows in a row, {}", where, inconclusive, analysis.reason),
                  details);
       return;
     }

@@ -109,10 +109,10 @@ private:
   bool move(const Deployment& from, Deployment to, const std::string& reason, const nlohmann::json& details = nullptr);
   void abort_with(const Deployment& deployment, const std::string& reason, const nlohmann::json& details = nullptr);
   // Sleeps `duration` while watching the row, the new worker and Ctrl-C; false when the row
-  // moved meanwhile (the caller re-reads it), or the new worker died or `give_up` said why it
-  // must (the rollout is aborted). `give_up` is asked every quarter second.
+  // moved meanwhile (the caller re-reads it), or the new worker died (the rollout is aborted),
+  // or `aborted_early`, asked every quarter second, aborted it.
   bool watch(const Deployment& deployment, std::chrono::milliseconds duration,
-             const std::function<std::optional<std::string>()>& give_up = {});
+             const std::function<bool()>& aborted_early = {});
   void apply_routes(const std::string& name);
   void claim(const Deployment& deployment);
 
