@@ -62,11 +62,6 @@ Deployer make_deployer(Context& context)
   });
 }
 
-bool alive(int pid, std::int64_t start)
-{
-  return pid > 0 && util::process_start_time(pid) == start;
-}
-
 nlohmann::json deployment_json(const Deployment& d)
 {
   return {{"deployment", d.name},
@@ -76,7 +71,7 @@ nlohmann::json deployment_json(const Deployment& d)
           {"stable_version", d.stable_version},
           {"previous_version", d.previous_version ? nlohmann::json(*d.previous_version) : nlohmann::json()},
           {"router_pid", d.router_pid},
-          {"router_alive", alive(d.router_pid, d.router_start)},
+          {"router_alive", util::process_alive(d.router_pid, d.router_start)},
           {"created_at", d.created_at},
           {"updated_at", d.updated_at}};
 }
@@ -131,7 +126,7 @@ void run_ls(Context& context)
   for (const auto& d : deployments.list()) {
     all.push_back(deployment_json(d));
     table.add_row({d.name, d.model, std::to_string(d.stable_version), d.phase, d.url(),
-                   alive(d.router_pid, d.router_start) ? "running" : "dead"});
+                   util::process_alive(d.router_pid, d.router_start) ? "running" : "dead"});
   }
   if (table.empty()) {
     context.out().result({{"deployments", all}}, "no deployments: `mlops deploy create NAME --model M@REF` makes one");

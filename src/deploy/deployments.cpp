@@ -3,6 +3,7 @@
 #include "mlops/core/error.hpp"
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
+#include "mlops/util/child_process.hpp"
 #include "mlops/util/time.hpp"
 #include "mlops/util/url.hpp"
 
@@ -130,7 +131,7 @@ void Deployments::insert(const Deployment& d, const std::string& reason)
 }
 
 bool Deployments::transition(const Deployment& expected, Deployment changed, const std::string& reason,
-                             const nlohmann::json& details)
+                             const nlohmann::json& details, const std::function<void()>& also)
 {
   bool done = false;
   store::write_transaction(m_db, [&] {
@@ -154,8 +155,27 @@ bool Deployments::transition(const Deployment& expected, Deployment changed, con
                 changed.controller_pid, changed.controller_start, changed.updated_at, changed.name)
       .run();
     add_event(m_db, changed, reason, details);
+    if (also) {
+      also();
+    }
   });
   return done;
+}
+
+bool Deployments::claim_controller(const std::string& name, int pid, std::int64_t process_start)
+{
+  bool claimed = false;
+  store::write_transaction(m_db, [&] {
+    auto current = find(name);
+    claimed = current && (current->controller_pid == pid ||
+                          !util::process_alive(current->controller_pid, current->controller_start));
+    if (claimed) {
+      m_db.prepare("UPDATE deployments SET controller_pid = ?, controller_start = ? WHERE name = ?")
+        .bind_all(pid, process_start, name)
+        .run();
+    }
+  });
+  return claimed;
 }
 
 void Deployments::remove(const Deployment& d, const std::string& reason)

@@ -2,12 +2,11 @@
 
 #include "mlops/core/error.hpp"
 #include "mlops/core/interrupt.hpp"
-#include "mlops/data/dataset_ref.hpp"
+#include "mlops/deploy/router_client.hpp"
 #include "mlops/serve/http_client.hpp"
 #include "mlops/serve/load_generator.hpp"
 #include "mlops/serve/request_body.hpp"
 #include "mlops/serve/services.hpp"
-#include "mlops/serve/worker_launch.hpp"
 #include "mlops/store/statement.hpp"
 #include "mlops/store/transaction.hpp"
 #include "mlops/util/child_process.hpp"
@@ -31,31 +30,12 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+
 namespace {
 
 constexpr int smoke_requests = 5;
 constexpr int inconclusive_limit = 3;
 
-std::string service_name(const std::string& deployment, std::int64_t version)
-{
-  return fmt::format("{}-v{}", deployment, version);
-}
-
-std::string random_token()
-{
-  std::ifstream random("/dev/urandom", std::ios::binary);
-  unsigned char bytes[16] = {};
-  if (!random.read(reinterpret_cast<char*>(bytes), sizeof(bytes))) {
-    throw Error(ExitCode::failure, "cannot read /dev/urandom for the router's admin token");
-  }
-  std::string token;
-  for (auto byte : bytes) {
-    token += fmt::format("{:02x}", byte);
-  }
-  return token;
-}
-
-// The deployment's lock file, held while the router's table is derived from the row and sent.
 class DeploymentLock
 {
 public:
@@ -79,29 +59,6 @@ public:
 private:
   int m_fd = -1;
 };
-
-serve::HttpFields admin_fields(const Deployment& d)
-{
-  return {"Authorization: Bearer " + d.token};
-}
-
-nlohmann::json router_call(const serve::HttpResponse& response, const Deployment& d, std::string_view what)
-{
-  auto document = nlohmann::json::parse(response.body, nullptr, false);
-  if (response.status != 200 || !document.is_object()) {
-    throw Error(ExitCode::worker_unhealthy, fmt::format("the router of '{}' ({}) did not {}: {}; `mlops deploy status {}` "
-                                                        "shows its state",
-                                                        d.name, d.url(), what, serve::worker_error_text(response), d.name));
-  }
-  return document;
-}
-
-nlohmann::json router_stats(const Deployment& d)
-{
-  return router_call(serve::http_get(d.url() + "/admin/stats", 5s, admin_fields(d)), d, "report its numbers");
-}
-
-// The weight in percent of the new version at `step` (a pause keeps the step before it's).
 int weight_at(const nlohmann::json& rollout, std::int64_t step)
 {
   const auto& steps = rollout["steps"];
@@ -145,103 +102,6 @@ Deployer::Deployer(const Home& home, store::Database& db, fs::path worker, Event
   : m_home(home), m_db(db), m_deployments(db), m_worker(std::move(worker)), m_report(std::move(report))
 {
 }
-
-// --- create, remove -------------------------------------------------------------------------------
-
-Deployment Deployer::create(const CreateRequest& request)
-{
-  data::validate_name(request.name, "deployment name");
-  registry::Registry registry(m_home, m_db);
-  auto version = registry.resolve(request.ref);
-  Deployment d;
-  d.name = request.name;
-  d.model = version.model;
-  d.host = request.host;
-  d.port = request.port;
-  d.device = request.device;
-  d.token = random_token();
-  d.stable_version = version.version;
-  d.stable_service = service_name(d.name, version.version);
-  d.created_at = d.updated_at = util::now_iso8601();
-  auto dir = d.dir(m_home);
-  d.log_path = fs::relative(dir / "router.log", m_home.dir()).string();
-  m_deployments.insert(d, fmt::format("created for {}", version.ref()));
-  m_last_event = m_deployments.events(d.name).back().id;
-
-  serve::Services services(m_home, m_db);
-  try {
-    fs::create_directories(dir);
-    util::write_file_atomic(dir / "token", d.token + "\n");
-    fs::permissions(dir / "token", fs::perms::owner_read | fs::perms::owner_write);
-    serve::StartRequest start;
-    start.ref = registry::parse_model_ref(version.ref());
-    start.name = d.stable_service;
-    start.host = d.host;
-    start.device = d.device;
-    start.ready_timeout = request.ready_timeout;
-    start.worker = m_worker;
-    auto stable = services.start(start).service;
-    nlohmann::json table = {{"model", d.model},
-                            {"backends", {{{"name", stable.name}, {"url", stable.url()},
-                                           {"version", std::to_string(stable.version)}, {"weight", 100}}}}};
-    util::write_file_atomic(dir / "routes.json", table.dump(2) + "\n");
-    std::vector<std::string> argv = {m_worker.string(), "route", "--routes", (dir / "routes.json").string(),
-                                     "--admin-token-file", (dir / "token").string(), "--host", d.host, "--port",
-                                     std::to_string(d.port), "--port-file", (dir / "port").string(),
-                                     "--health-interval-ms", "200"};
-    if (!request.sticky_header.empty()) {
-      argv.insert(argv.end(), {"--sticky-header", request.sticky_header});
-    }
-    auto record = [&](int pid, std::int64_t start_time, int port) {
-      store::write_transaction(m_db, [&] {
-        m_db.prepare("UPDATE deployments SET router_pid = ?, router_start = ?, port = ? WHERE name = ?")
-          .bind_all(pid, start_time, port, d.name)
-          .run();
-      });
-    };
-    auto launched = serve::launch_worker({argv, dir / "router.log", dir / "port", d.host,
-                                          fmt::format("the router of '{}'", d.name), request.ready_timeout,
-                                          [&](int pid, std::int64_t start_time) { record(pid, start_time, d.port); }});
-    record(launched.pid, launched.process_start, launched.port);
-  } catch (...) {
-    InterruptSetAside set_aside;
-    if (auto stable = services.find(d.stable_service)) {
-      services.stop(*stable, 5s);
-    }
-    m_deployments.remove(d, "creation failed");
-    throw;
-  }
-  return m_deployments.get(d.name);
-}
-
-void Deployer::remove(const std::string& name, bool force)
-{
-  auto d = m_deployments.get(name);
-  bool controlled = d.controller_pid > 0 && util::process_start_time(d.controller_pid) == d.controller_start;
-  if (d.phase != "stable" && !force) {
-    throw Error(ExitCode::conflict,
-                fmt::format("'{}' has a rollout under way ({}{}); `mlops deploy abort {}` ends it first, or --force "
-                            "removes it anyway",
-                            name, d.phase, controlled ? fmt::format(", driven by pid {}", d.controller_pid) : "", name));
-  }
-  if (controlled) {
-    // Its next step would act on a deployment that is gone (and could start a worker nobody
-    // owns): it stops first. SIGTERM lets it unwind; it records nothing more.
-    serve::stop_process(d.controller_pid, [&] { return util::process_start_time(d.controller_pid) == d.controller_start; },
-                        10s);
-  }
-  serve::stop_process(d.router_pid, [&] { return util::process_start_time(d.router_pid) == d.router_start; }, 10s);
-  serve::Services services(m_home, m_db);
-  for (const auto& service : services.list()) {
-    if (service.name.rfind(d.name + "-v", 0) == 0) {
-      services.stop(service, 10s);
-    }
-  }
-  m_deployments.remove(d, "removed by `mlops deploy rm`");
-  std::error_code ignored;
-  fs::remove_all(d.dir(m_home), ignored);
-}
-
 // --- starting rollouts ------------------------------------------------------------------------------
 
 RolloutResult Deployer::start_rollout(const RolloutRequest& request)
@@ -279,7 +139,7 @@ RolloutResult Deployer::start_rollout(const RolloutRequest& request)
                             {"from_version", d.stable_version},
                             {"from_service", d.stable_service},
                             {"to_version", target.version},
-                            {"to_service", service_name(d.name, target.version)},
+                            {"to_service", backend_service_name(d.name, target.version)},
                             {"steps", request.steps},
                             {"step", 0},
                             {"analysis", request.analysis ? request.analysis->to_json() : nlohmann::json()},
@@ -315,7 +175,7 @@ RolloutResult Deployer::rollback(const std::string& name, std::chrono::milliseco
                             {"from_version", d.stable_version},
                             {"from_service", d.stable_service},
                             {"to_version", *d.previous_version},
-                            {"to_service", service_name(d.name, *d.previous_version)},
+                            {"to_service", backend_service_name(d.name, *d.previous_version)},
                             {"steps", {"100"}},
                             {"step", 0},
                             {"analysis", nullptr},
@@ -337,7 +197,7 @@ RolloutResult Deployer::rollback(const std::string& name, std::chrono::milliseco
 RolloutResult Deployer::begin(Deployment d, nlohmann::json rollout, const std::string& reason,
                               std::vector<std::string> warnings)
 {
-  m_last_event = m_deployments.events(d.name).empty() ? 0 : m_deployments.events(d.name).back().id;
+  m_last_event = latest_event(d.name);
   auto next = d;
   next.phase = "starting";
   next.rollout = std::move(rollout);
@@ -357,20 +217,13 @@ RolloutResult Deployer::begin(Deployment d, nlohmann::json rollout, const std::s
 
 void Deployer::claim(const Deployment& d)
 {
-  bool controlled = d.controller_pid > 0 && d.controller_pid != getpid() &&
-                    util::process_start_time(d.controller_pid) == d.controller_start;
-  if (controlled) {
+  if (!m_deployments.claim_controller(d.name, getpid(), util::process_start_time(getpid()).value_or(0))) {
+    auto now = m_deployments.get(d.name);
     throw Error(ExitCode::conflict, fmt::format("the rollout of '{}' is being driven by another mlops (pid {}); wait "
                                                 "for it, or `mlops deploy abort {}`",
-                                                d.name, d.controller_pid, d.name));
+                                                d.name, now.controller_pid, d.name));
   }
-  store::write_transaction(m_db, [&] {
-    m_db.prepare("UPDATE deployments SET controller_pid = ?, controller_start = ? WHERE name = ?")
-      .bind_all(static_cast<int>(getpid()), util::process_start_time(getpid()).value_or(0), d.name)
-      .run();
-  });
-  auto events = m_deployments.events(d.name);
-  m_last_event = events.empty() ? 0 : events.back().id;
+  m_last_event = latest_event(d.name);
 }
 
 RolloutResult Deployer::promote(const std::string& name)
@@ -416,19 +269,23 @@ RolloutResult Deployer::abort(const std::string& name)
     return {"nothing to do", fmt::format("'{}' has no rollout under way; version {} is stable", name, d.stable_version),
             d, {}};
   }
-  auto events = m_deployments.events(name);
-  m_last_event = events.empty() ? 0 : events.back().id;
-  if (d.phase != "aborting") {
-    abort_with(d, "aborted by `mlops deploy abort`");
+  m_last_event = latest_event(name);
+  // The controller may move the row meanwhile (to the next step): abort what it is now.
+  while (d.phase != "aborting" && !abort_with(d, "aborted by `mlops deploy abort`")) {
+    d = m_deployments.get(name);
+    if (d.phase == "stable") {
+      return drive(name);
+    }
   }
   return drive(name);
 }
 
 // --- the state machine ------------------------------------------------------------------------------
 
-bool Deployer::move(const Deployment& from, Deployment to, const std::string& reason, const nlohmann::json& details)
+bool Deployer::move(const Deployment& from, Deployment to, const std::string& reason, const nlohmann::json& details,
+                    const std::function<void()>& also)
 {
-  if (!m_deployments.transition(from, std::move(to), reason, details)) {
+  if (!m_deployments.transition(from, std::move(to), reason, details, also)) {
     return false;
   }
   for (const auto& event : m_deployments.events(from.name, m_last_event)) {
@@ -438,12 +295,18 @@ bool Deployer::move(const Deployment& from, Deployment to, const std::string& re
   return true;
 }
 
-void Deployer::abort_with(const Deployment& d, const std::string& reason, const nlohmann::json& details)
+bool Deployer::abort_with(const Deployment& d, const std::string& reason, const nlohmann::json& details)
 {
   auto next = d;
   next.phase = "aborting";
   next.rollout["abort_reason"] = reason;
-  move(d, next, reason, details);
+  return move(d, next, reason, details);
+}
+
+std::int64_t Deployer::latest_event(const std::string& name)
+{
+  auto events = m_deployments.events(name);
+  return events.empty() ? 0 : events.back().id;
 }
 
 RolloutResult Deployer::drive(const std::string& name)
@@ -451,6 +314,7 @@ RolloutResult Deployer::drive(const std::string& name)
   while (true) {
     auto d = m_deployments.get(name);
     if (d.phase == "stable") {
+      clean_up_after(d);
       const auto& last = d.last_rollout;
       return {last.value("outcome", "nothing to do"), last.value("reason", ""), d, {}};
     }
@@ -500,22 +364,27 @@ void Deployer::apply_routes(const std::string& name)
   if (d.phase != "stable" && d.phase != "aborting") {
     to_new = d.phase == "starting" ? 0 : d.phase == "finishing" ? 100 : weight_at(d.rollout, d.rollout["step"].get<std::int64_t>());
     added = services.find(d.rollout["to_service"].get<std::string>());
+    if (added && added->version != d.rollout["to_version"].get<std::int64_t>()) {
+      added.reset();  // a service of that name serving something else is not ours
+    }
   }
   nlohmann::json backends = nlohmann::json::array();
   auto stable = services.find(d.stable_service);
   if (stable && services.alive(*stable)) {
-    backends.push_back({{"name", stable->name}, {"url", stable->url()}, {"version", std::to_string(stable->version)},
-                        {"weight", added ? 100 - to_new : 100}});
+    backends.push_back(route_entry(*stable, added ? 100 - to_new : 100));
   }
   if (added && services.alive(*added)) {
-    backends.push_back({{"name", added->name}, {"url", added->url()}, {"version", std::to_string(added->version)},
-                        {"weight", to_new}});
+    backends.push_back(route_entry(*added, to_new));
+  }
+  if (backends.empty()) {
+    throw Error(ExitCode::worker_unhealthy, fmt::format("no worker of '{}' is alive to route to; the router keeps its "
+                                                        "table; `mlops serve ls` shows the workers",
+                                                        d.name));
   }
   nlohmann::json table = {{"model", d.model}, {"backends", backends}};
   // The file first: a router restarted from it gets the table the row says.
   util::write_file_atomic(d.dir(m_home) / "routes.json", table.dump(2) + "\n");
-  router_call(serve::http_put(d.url() + "/admin/routes", table.dump(), "application/json", 5s, admin_fields(d)), d,
-              "take the new routing table");
+  send_routes(d, table);
 }
 
 bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration, const std::function<bool()>& aborted_early)
@@ -702,31 +571,32 @@ void Deployer::run_finishing(const Deployment& d)
 {
   const auto& rollout = d.rollout;
   auto to_version = rollout["to_version"].get<std::int64_t>();
-  auto from_service = rollout["from_service"].get<std::string>();
-  apply_routes(d.name);  // 100% to the new version; the old one stays warm
+  apply_routes(d.name);  // 100% to the new version; the old one stays warm (an abort goes back to it)
   auto delay = std::chrono::milliseconds(rollout["scale_down_delay_ms"].get<std::int64_t>());
   if (delay.count() > 0 && !watch(d, delay)) {
     return;
   }
-  serve::Services services(m_home, m_db);
-  if (auto old = services.find(from_service)) {
-    services.stop(*old, 30s);
-  }
+  // The promotion: the row and the alias move in one transaction, before anything is stopped,
+  // so an abort can no longer race with it, and a kill leaves only the old worker to stop.
   std::string alias_note;
+  std::function<void()> move_alias;
   if (rollout["set_alias"].is_string()) {
-    registry::Registry registry(m_home, m_db);
-    bool changed = false;
     auto alias = rollout["set_alias"].get<std::string>();
-    registry.set_alias(d.model, alias, to_version, fmt::format("mlops deploy {} {}", rollout["strategy"].get<std::string>(), d.name),
-                       changed);
     alias_note = fmt::format("; {}@{} now names version {}", d.model, alias, to_version);
+    move_alias = [this, &d, alias, to_version, &rollout] {
+      registry::Registry registry(m_home, m_db);
+      bool changed = false;
+      registry.set_alias_in_transaction(d.model, alias, to_version,
+                                        fmt::format("mlops deploy {} {}", rollout["strategy"].get<std::string>(), d.name),
+                                        changed);
+    };
   }
   auto next = d;
   next.phase = "stable";
   next.stable_version = to_version;
   next.stable_service = rollout["to_service"].get<std::string>();
   next.previous_version = rollout["from_version"].get<std::int64_t>();
-  auto reason = fmt::format("promoted: version {} is stable, version {} stopped{}", to_version,
+  auto reason = fmt::format("promoted: version {} is stable, version {} stops{}", to_version,
                             rollout["from_version"].get<std::int64_t>(), alias_note);
   next.last_rollout = rollout;
   next.last_rollout["outcome"] = "promoted";  // for `deploy rollback` too: the old version was promoted again
@@ -735,19 +605,21 @@ void Deployer::run_finishing(const Deployment& d)
   next.rollout = nullptr;
   next.controller_pid = 0;
   next.controller_start = 0;
-  if (move(d, next, reason)) {
-    apply_routes(d.name);  // the old version leaves the table
+  if (move(d, next, reason, nullptr, move_alias)) {
+    clean_up_after(m_deployments.get(d.name));
   }
 }
 
 void Deployer::run_aborting(const Deployment& d)
 {
   const auto& rollout = d.rollout;
-  apply_routes(d.name);  // everything back on the stable version
-  serve::Services services(m_home, m_db);
-  auto to_service = rollout["to_service"].get<std::string>();
-  if (auto added = services.find(to_service); added && to_service != d.stable_service) {
-    services.stop(*added, 10s);
+  try {
+    apply_routes(d.name);  // everything back on the stable version
+  } catch (const Error& error) {
+    // The router is gone: its table file already says "stable only", which is what a restarted
+    // router reads; the rollout still ends.
+    m_report({0, d.name, util::now_iso8601(), d.phase, std::nullopt,
+              fmt::format("warning: {}", error.what()), nullptr});
   }
   auto next = d;
   next.phase = "stable";
@@ -760,62 +632,32 @@ void Deployer::run_aborting(const Deployment& d)
   next.rollout = nullptr;
   next.controller_pid = 0;
   next.controller_start = 0;
-  move(d, next, reason);
+  if (move(d, next, reason)) {
+    clean_up_after(m_deployments.get(d.name));
+  }
 }
 
-// --- status -----------------------------------------------------------------------------------------
-
-nlohmann::json Deployer::status(const std::string& name)
+// After a rollout ended: stops the worker it left behind (the old version after a promotion, the
+// new one after a rollback). Idempotent, so whoever finds it undone (a later command) redoes it.
+void Deployer::clean_up_after(const Deployment& d)
 {
-  auto d = m_deployments.get(name);
+  const auto& last = d.last_rollout;
+  if (!last.is_object() || d.phase != "stable") {
+    return;
+  }
+  auto promoted = last.value("outcome", "") == "promoted";
+  auto leftover = last[promoted ? "from_service" : "to_service"].get<std::string>();
+  auto version = last[promoted ? "from_version" : "to_version"].get<std::int64_t>();
   serve::Services services(m_home, m_db);
-  auto process = [](int pid, std::int64_t start) {
-    return nlohmann::json{{"pid", pid}, {"alive", pid > 0 && util::process_start_time(pid) == start}};
-  };
-  nlohmann::json status = {{"deployment", d.name},
-                           {"model", d.model},
-                           {"url", d.url()},
-                           {"phase", d.phase},
-                           {"stable_version", d.stable_version},
-                           {"previous_version", d.previous_version ? nlohmann::json(*d.previous_version) : nlohmann::json()},
-                           {"router", process(d.router_pid, d.router_start)},
-                           {"controller", d.controller_pid > 0 ? process(d.controller_pid, d.controller_start) : nlohmann::json()},
-                           {"rollout", d.rollout},
-                           {"last_rollout", d.last_rollout},
-                           {"created_at", d.created_at},
-                           {"updated_at", d.updated_at}};
-  status["router"]["log"] = d.log_path;
-  status["router"]["error"] = nullptr;
-  nlohmann::json backends = nlohmann::json::array();
-  auto live = serve::http_get(d.url() + "/admin/routes", 2s, admin_fields(d));
-  auto table = nlohmann::json::parse(live.body, nullptr, false);
-  if (live.status == 200 && table.is_object()) {
-    for (const auto& backend : table["backends"]) {
-      auto service = services.find(backend["name"].get<std::string>());
-      backends.push_back({{"service", backend["name"]},
-                          {"version", std::stoll(backend["version"].get<std::string>())},
-                          {"url", backend["url"]},
-                          {"weight", backend["weight"]},
-                          {"healthy", backend["healthy"]},
-                          {"pid", service ? service->pid : 0},
-                          {"alive", service && services.alive(*service)}});
-    }
-    status["router"]["ready"] = serve::http_get(d.url() + "/v2/health/ready", 2s).status == 200;
-  } else {
-    status["router"]["ready"] = false;
-    status["router"]["error"] = serve::worker_error_text(live);
+  auto service = services.find(leftover);
+  if (!service || leftover == d.stable_service || service->version != version) {
+    return;  // gone already, or not ours
   }
-  status["backends"] = backends;
-  nlohmann::json last_analysis;
-  for (const auto& event : m_deployments.events(name)) {
-    if (event.details.is_object() && event.details.contains("analysis")) {
-      last_analysis = event.details["analysis"];
-      last_analysis["at"] = event.at;
-      last_analysis["step"] = event.step ? nlohmann::json(*event.step + 1) : nlohmann::json();
-    }
+  try {
+    apply_routes(d.name);  // out of the table before it stops
+  } catch (const Error&) {
+    // A dead router sends nothing anywhere; the worker still stops.
   }
-  status["last_analysis"] = last_analysis;
-  return status;
+  services.stop(*service, 30s);
 }
-
 } // namespace mlops::deploy

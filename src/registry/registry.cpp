@@ -339,33 +339,38 @@ std::vector<ModelVersion> Registry::versions(const std::string& name, bool inclu
 std::optional<std::int64_t> Registry::set_alias(const std::string& name, const std::string& alias, std::int64_t number,
                                                 const std::string& command, bool& changed)
 {
+  std::optional<std::int64_t> previous;
+  store::write_transaction(m_db, [&] { previous = set_alias_in_transaction(name, alias, number, command, changed); });
+  return previous;
+}
+
+std::optional<std::int64_t> Registry::set_alias_in_transaction(const std::string& name, const std::string& alias,
+                                                               std::int64_t number, const std::string& command,
+                                                               bool& changed)
+{
   validate_alias(alias);
   std::optional<std::int64_t> previous;
   changed = false;
-  store::write_transaction(m_db, [&] {
-    changed = false;
-    previous.reset();
-    auto version = resolve(ModelRef{name, number, std::nullopt});
-    if (version.archived_at) {
-      throw Error(ExitCode::conflict, fmt::format("{} is archived and cannot take an alias; `mlops model restore {}` first",
-                                                  version.ref(), version.ref()));
+  auto version = resolve(ModelRef{name, number, std::nullopt});
+  if (version.archived_at) {
+    throw Error(ExitCode::conflict, fmt::format("{} is archived and cannot take an alias; `mlops model restore {}` first",
+                                                version.ref(), version.ref()));
+  }
+  auto current = m_db.prepare("SELECT version FROM model_aliases WHERE model = ? AND alias = ?");
+  if (current.bind_all(name, alias).step()) {
+    previous = current.column_int64(0);
+    if (*previous == number) {
+      return previous;
     }
-    auto current = m_db.prepare("SELECT version FROM model_aliases WHERE model = ? AND alias = ?");
-    if (current.bind_all(name, alias).step()) {
-      previous = current.column_int64(0);
-      if (*previous == number) {
-        return;
-      }
-    }
-    std::string now = util::now_iso8601();
-    m_db.prepare("INSERT OR REPLACE INTO model_aliases (model, alias, version, updated_at) VALUES (?, ?, ?, ?)")
-      .bind_all(name, alias, number, now)
-      .run();
-    m_db.prepare("INSERT INTO model_alias_history (model, alias, from_version, to_version, at, command) VALUES (?, ?, ?, ?, ?, ?)")
-      .bind_all(name, alias, previous, number, now, command)
-      .run();
-    changed = true;
-  });
+  }
+  std::string now = util::now_iso8601();
+  m_db.prepare("INSERT OR REPLACE INTO model_aliases (model, alias, version, updated_at) VALUES (?, ?, ?, ?)")
+    .bind_all(name, alias, number, now)
+    .run();
+  m_db.prepare("INSERT INTO model_alias_history (model, alias, from_version, to_version, at, command) VALUES (?, ?, ?, ?, ?, ?)")
+    .bind_all(name, alias, previous, number, now, command)
+    .run();
+  changed = true;
   return previous;
 }
 

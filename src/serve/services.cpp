@@ -121,8 +121,7 @@ fs::path Services::log_file(const Service& service) const
 
 bool Services::alive(const Service& service) const
 {
-  auto start = util::process_start_time(service.pid);
-  return start && *start == service.process_start;
+  return util::process_alive(service.pid, service.process_start);
 }
 
 Health Services::health(const Service& service, std::chrono::milliseconds timeout)

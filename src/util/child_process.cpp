@@ -260,4 +260,9 @@ std::optional<std::int64_t> process_start_time(int pid)
   return start;
 }
 
+bool process_alive(int pid, std::int64_t start_time)
+{
+  return pid > 0 && process_start_time(pid) == start_time;
+}
+
 } // namespace mlops::util

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -240,7 +241,13 @@ int main(int argc, char** argv)
       }
       serve.load.batching.delay = std::chrono::microseconds(batch_delay_us);
       if (const char* fail_after = std::getenv("MLOPS_WORKER_FAIL_AFTER")) {
-        serve.fail_after = std::strtoull(fail_after, nullptr, 10);
+        std::uint64_t count = 0;
+        std::string_view text = fail_after;
+        auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), count);
+        if (problem != std::errc() || end != text.data() + text.size() || text.empty()) {
+          throw Error(ExitCode::usage, fmt::format("MLOPS_WORKER_FAIL_AFTER='{}' is not a count of requests", text));
+        }
+        serve.fail_after = count;
       }
       serve.read_timeout = std::chrono::seconds(read_timeout);
       serve.drain_timeout = std::chrono::seconds(drain_timeout);

@@ -186,13 +186,21 @@ def validate():
     return check
 
 
-def expect_error(result: Result, exit_code: int, *needles: str) -> str:
-    """The command failed with exit_code and an `mlops: error:` line mentioning every needle."""
+def expect_error(result: Result, exit_code: int, *needles: str, after_progress: bool = False) -> str:
+    """The command failed with exit_code and an `mlops: error:` message mentioning every needle; returns
+    the message. It starts stderr, or with `after_progress` it follows the `mlops: ...` lines (progress,
+    warnings) that a long command such as a deploy rollout prints before it fails."""
     assert result.returncode == exit_code, f"expected exit {exit_code}, got {result}"
-    assert result.stderr.startswith("mlops: error: "), f"no `mlops: error:` line on stderr: {result}"
+    message = result.stderr
+    if after_progress:
+        lines = message.splitlines(keepends=True)
+        error = next((i for i, line in enumerate(lines) if line.startswith("mlops: error: ")), len(lines))
+        assert all(line.startswith("mlops: ") for line in lines[:error]), f"stray lines before the error: {result}"
+        message = "".join(lines[error:])
+    assert message.startswith("mlops: error: "), f"no `mlops: error:` line on stderr: {result}"
     for needle in needles:
-        assert needle.lower() in result.stderr.lower(), f"stderr does not mention {needle!r}: {result}"
-    return result.stderr
+        assert needle.lower() in message.lower(), f"the error does not mention {needle!r}: {result}"
+    return message
 
 
 def db_state(db: Path) -> tuple[int, list[tuple]]:

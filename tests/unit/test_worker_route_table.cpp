@@ -192,7 +192,7 @@ TEST_CASE("RouteTable::parse: each refusal says what is wrong")
     {"port not numeric", url("http://127.0.0.1:http"), not_url("http://127.0.0.1:http")},
     {"port with a sign", url("http://127.0.0.1:+80"), not_url("http://127.0.0.1:+80")},
     {"host unknown", url("http://no-such-host.invalid:8000"),
-     "cannot resolve the host of http://no-such-host.invalid:8000"},
+     "the host of http://no-such-host.invalid:8000 is not an IP address"},
     // The message ends at the NUL, as a C string does.
     {"host with a NUL", url("http://127.0.0.1\\u0000.evil:8000"), "'http://127.0.0.1"},
     {"version not a string",

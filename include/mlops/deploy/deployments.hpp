@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,8 +67,11 @@ public:
   void insert(const Deployment& deployment, const std::string& reason);
   // Writes `changed` over the row if the row still has `expected`'s phase, rollout and
   // updated_at (else returns false: another process moved it), with an event.
+  // `also` runs in the same transaction, after the check (a promotion moves the alias there).
   bool transition(const Deployment& expected, Deployment changed, const std::string& reason,
-                  const nlohmann::json& details = nullptr);
+                  const nlohmann::json& details = nullptr, const std::function<void()>& also = {});
+  // Makes this process the rollout's controller unless another live one is: false then.
+  bool claim_controller(const std::string& name, int pid, std::int64_t process_start);
   // Removes the row, leaving the events and a "removed" one.
   void remove(const Deployment& deployment, const std::string& reason);
 

@@ -106,8 +106,11 @@ private:
   void run_progressing(const Deployment& deployment);
   void run_finishing(const Deployment& deployment);
   void run_aborting(const Deployment& deployment);
-  bool move(const Deployment& from, Deployment to, const std::string& reason, const nlohmann::json& details = nullptr);
-  void abort_with(const Deployment& deployment, const std::string& reason, const nlohmann::json& details = nullptr);
+  bool move(const Deployment& from, Deployment to, const std::string& reason, const nlohmann::json& details = nullptr,
+            const std::function<void()>& also = {});
+  bool abort_with(const Deployment& deployment, const std::string& reason, const nlohmann::json& details = nullptr);
+  std::int64_t latest_event(const std::string& name);
+  void clean_up_after(const Deployment& deployment);
   // Sleeps `duration` while watching the row, the new worker and Ctrl-C; false when the row
   // moved meanwhile (the caller re-reads it), or the new worker died (the rollout is aborted),
   // or `aborted_early`, asked every quarter second, aborted it.

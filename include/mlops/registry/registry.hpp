@@ -121,6 +121,10 @@ public:
   // Returns the previous version, when the alias moved; Error(conflict) for archived versions.
   std::optional<std::int64_t> set_alias(const std::string& name, const std::string& alias, std::int64_t version,
                                         const std::string& command, bool& changed);
+  // As set_alias, inside the caller's write transaction: a promotion moves the alias and records
+  // its own state in one transaction.
+  std::optional<std::int64_t> set_alias_in_transaction(const std::string& name, const std::string& alias,
+                                                       std::int64_t version, const std::string& command, bool& changed);
   std::int64_t remove_alias(const std::string& name, const std::string& alias, const std::string& command);
   std::vector<AliasMove> alias_history(const std::string& name);
   void tag(const ModelRef& ref, const std::string& key, const std::string& value);

@@ -44,4 +44,7 @@ int spawn_detached(const std::vector<std::string>& argv, const std::filesystem::
 // process or it is a zombie: with the pid, it names one process for good (pids are reused).
 std::optional<std::int64_t> process_start_time(int pid);
 
+// Whether the process that started at `start_time` as `pid` still runs.
+bool process_alive(int pid, std::int64_t start_time);
+
 } // namespace mlops::util

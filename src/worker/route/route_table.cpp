@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -54,11 +56,13 @@ void parse_url(std::string_view url, RouteBackend& backend)
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
+  // An address, never a name: a lookup could block the event loop that installs the table.
+  hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+  auto address = backend.host == "localhost" ? std::string("127.0.0.1") : backend.host;
   addrinfo* found = nullptr;
   auto port = std::to_string(backend.port);
-  if (int failure = getaddrinfo(backend.host.c_str(), port.c_str(), &hints, &found); failure != 0) {
-    throw bad_table(fmt::format("cannot resolve the host of {}: {}", url, gai_strerror(failure)));
+  if (int failure = getaddrinfo(address.c_str(), port.c_str(), &hints, &found); failure != 0) {
+    throw bad_table(fmt::format("the host of {} is not an IP address (or localhost): {}", url, gai_strerror(failure)));
   }
   std::memcpy(&backend.address, found->ai_addr, found->ai_addrlen);
   backend.address_size = found->ai_addrlen;
@@ -102,6 +106,13 @@ RouteTable RouteTable::parse(std::string_view json)
     };
     RouteBackend backend;
     backend.name = text("name");
+    // The name goes into X-Mlops-Backend on answers: a token, nothing that could break a line.
+    if (!std::all_of(backend.name.begin(), backend.name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '@';
+        })) {
+      throw bad_table(fmt::format("the backend name '{}' may hold only letters, digits, '-', '_', '.' and '@'",
+                                  backend.name.substr(0, 100)));
+    }
     parse_url(text("url"), backend);
     if (auto version = item.find("version"); version != item.end()) {
       if (!version->is_string()) {

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <fstream>
 #include <iterator>
@@ -176,8 +177,11 @@ std::string read_text(const std::filesystem::path& file)
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// The backend for a draw among the healthy ones not `excluded`, by weight.
-std::optional<size_t> pick(const Routes& routes, std::uint64_t draw, std::uint64_t excluded)
+// The backend for a draw, by weight, among the healthy ones not `excluded`. When every backend
+// with a share is down, a first try goes to one of them anyway (a health check can be wrong,
+// and a backend without a share may not have passed its smoke test yet); a retry may go to a
+// healthy backend without a share (a blue version kept warm), since the request failed anyway.
+std::optional<size_t> pick(const Routes& routes, std::uint64_t draw, std::uint64_t excluded, bool retry)
 {
   std::uint64_t unhealthy = 0;
   for (size_t i = 0; i < routes.stats.size(); ++i) {
@@ -186,7 +190,9 @@ std::optional<size_t> pick(const Routes& routes, std::uint64_t draw, std::uint64
   if (auto chosen = pick_by_weight(routes.table, draw, excluded | unhealthy)) {
     return chosen;
   }
-  // Every backend with a share is down (or tried): a healthy one without a share still answers.
+  if (!retry) {
+    return pick_by_weight(routes.table, draw, excluded);
+  }
   for (size_t i = 0; i < routes.table.backends.size(); ++i) {
     if (!((excluded | unhealthy) >> i & 1)) {
       return i;
@@ -222,7 +228,7 @@ private:
   nlohmann::json routes_json();
   nlohmann::json stats_json();
   std::string metrics_text();
-  void check_health_forever();
+  void check_health_until_stopped();
 
   const RouteOptions& m_options;
   std::string m_token;
@@ -233,6 +239,9 @@ private:
   std::shared_ptr<const Routes> m_routes;
   std::map<std::string, std::shared_ptr<BackendStats>> m_stats;
   std::atomic<std::uint64_t> m_generation{0};
+  std::mutex m_health_mutex;
+  std::condition_variable m_health_wake;
+  bool m_stopping = false;  // under m_health_mutex: the health checks end
 };
 
 Router::Router(const RouteOptions& options)
@@ -364,12 +373,12 @@ std::optional<HttpResponse> Router::forward(HttpRequest&& request, const HttpRes
       state.random ^= state.random >> 27;
       draw = (state.random * 2685821657736338717ull) >> 11;
     }
-    chosen = pick(routes, draw, 0);
+    chosen = pick(routes, draw, 0, false);
     if (!chosen) {
       bool weighted = std::any_of(routes.table.backends.begin(), routes.table.backends.end(),
                                   [](const auto& backend) { return backend.weight > 0; });
       return error_response(503, fmt::format("no backend can take the request ({}); the backends are {}",
-                                             weighted ? "none is healthy" : "every weight is 0", names()));
+                                             weighted ? "none is reachable" : "every weight is 0", names()));
     }
   }
   exchange->wire = request_wire(request);
@@ -422,7 +431,7 @@ void Router::on_result(const std::shared_ptr<Exchange>& exchange, size_t backend
     auto& state = m_loop_states[exchange->responder.loop().index()];
     std::optional<size_t> next;
     if (!exchange->pinned) {
-      next = pick(*exchange->routes, state.random++, exchange->tried);
+      next = pick(*exchange->routes, state.random++, exchange->tried, true);
     }
     if (!next && !result.refused) {
       next = backend;  // a kept-alive connection the backend had just closed: once more, afresh
@@ -570,7 +579,7 @@ std::string Router::metrics_text()
   return out;
 }
 
-void Router::check_health_forever()
+void Router::check_health_until_stopped()
 {
   auto timeout = std::clamp(m_options.health_interval, std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
   while (true) {
@@ -588,7 +597,10 @@ void Router::check_health_forever()
                  healthy ? "healthy again" : "unhealthy: its health check failed; no share of the traffic");
       }
     }
-    std::this_thread::sleep_until(next);
+    std::unique_lock lock(m_health_mutex);
+    if (m_health_wake.wait_until(lock, next, [this] { return m_stopping; })) {
+      return;
+    }
   }
 }
 
@@ -596,17 +608,23 @@ int Router::run()
 {
   std::signal(SIGPIPE, SIG_IGN);
   int port = m_server.listen();
-  std::thread server([this] { m_server.run(); });
   if (!m_options.port_file.empty()) {
-    write_port_file(m_options.port_file, port);
+    write_port_file(m_options.port_file, port);  // connections wait in the backlog meanwhile
   }
+  std::thread server([this] { m_server.run(); });
   {
     std::lock_guard lock(m_routes_mutex);
     log_line("routing on {} to {}", util::http_url(m_options.host, port), m_routes->table.to_json()["backends"].dump());
   }
   drain_on_stop_signals([this] { m_server.stop_accepting(); }, m_options.drain_timeout);
-  std::thread([this] { check_health_forever(); }).detach();
+  std::thread health([this] { check_health_until_stopped(); });
   server.join();
+  {
+    std::lock_guard lock(m_health_mutex);
+    m_stopping = true;
+  }
+  m_health_wake.notify_all();
+  health.join();
   log_line("stopped");
   return 0;
 }

@@ -334,10 +334,10 @@ int Worker::run()
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is an error on its socket, not our death
 
   int port = m_server.listen();
-  std::thread server([this] { m_server.run(); });
   if (!m_options.port_file.empty()) {
-    write_port_file(m_options.port_file, port);
+    write_port_file(m_options.port_file, port);  // connections wait in the backlog meanwhile
   }
+  std::thread server([this] { m_server.run(); });
   log_line("listening on {}", util::http_url(m_options.host, port));
   drain_on_stop_signals(
     [this] {

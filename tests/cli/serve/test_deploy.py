@@ -28,12 +28,11 @@ import numpy as np
 import pytest
 
 from conftest import BIN, Result, clean_env, expect_error, make_home, parse_one_document
-from test_serve import Project, checked, processes_in, request_for, running
+from serving import MODELS, Project, checked, processes_in, request_for, running
 
-MODELS = Path(__file__).resolve().parents[2] / "fixtures" / "models"
 MLP = MODELS / "mlp.onnx"  # input "features" [batch, 4]
 CNN = MODELS / "cnn.onnx"  # input "image" [batch, 1, 8, 8]: incompatible with mlp's callers
-FEATURES = request_for(np.zeros((1, 4), dtype=np.float32))  # what the deployment's clients send
+FEATURES = request_for("mlp", np.zeros((1, 4), dtype=np.float32), flat=True)  # what the deployment's clients send
 READY = ("--ready-timeout", "30s")
 
 
@@ -152,16 +151,6 @@ def seconds_between(earlier: str, later: str) -> float:
     return (parse(later) - parse(earlier)).total_seconds()
 
 
-def expect_rolled_back(result: Result, *needles: str) -> str:
-    """Exit 6, and after the progress lines an `mlops: error:` line that mentions every needle."""
-    assert result.returncode == 6, f"expected exit 6, got {result}"
-    last = result.stderr.rstrip("\n").rsplit("\n", 1)[-1]
-    assert last.startswith("mlops: error: "), f"the last line on stderr is no `mlops: error:` line: {result}"
-    for needle in needles:
-        assert needle.lower() in last.lower(), f"the error does not mention {needle!r}: {result}"
-    return last
-
-
 def progress_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("mlops: deploy web: ")]
 
@@ -180,7 +169,7 @@ def test_a_healthy_canary_is_promoted_under_load_without_a_failed_request(deploy
     lines = progress_lines(result.stderr)
     assert lines[0] == "mlops: deploy web: canary from version 1 to 2", lines
     assert any("step 3: 100% to version 2" in line for line in lines), lines
-    assert lines[-1] == ("mlops: deploy web: promoted: version 2 is stable, version 1 stopped; "
+    assert lines[-1] == ("mlops: deploy web: promoted: version 2 is stable, version 1 stops; "
                          "mlp@production now names version 2"), lines
 
     report = deployed.load_report(load)
@@ -252,7 +241,7 @@ def test_a_canary_that_answers_500_is_rolled_back_and_the_alias_stays(deployed):
     document = checked(parse_one_document(result.stdout), "deploy-rollout")
     assert (document["outcome"], document["phase"], document["stable_version"]) == ("rolled back", "stable", 1)
     assert "error rate" in document["reason"] and "--max-error-rate 1%" in document["reason"], document
-    expect_rolled_back(result, "the rollout of 'web' was rolled back", "error rate")
+    expect_error(result, 6, "the rollout of 'web' was rolled back", "error rate", after_progress=True)
 
     status = deployed.status()
     assert (status["phase"], status["stable_version"], status["previous_version"]) == ("stable", 1, None)
@@ -298,7 +287,7 @@ def test_an_incompatible_signature_is_refused_before_traffic_and_fails_when_forc
     # Forced, with the request clients send as the smoke test: refused before any client request.
     sample = deployed.write("features.json", FEATURES)
     result = deployed.run(*canary, "--force", "--sample", sample)
-    expect_rolled_back(result, "the smoke test of version 3 failed", "HTTP 4")
+    expect_error(result, 6, "the smoke test of version 3 failed", "HTTP 4", after_progress=True)
     assert "mlops: warning: mlp@3's inputs are not compatible" in result.stderr and "--force" in result.stderr, result
     assert result.stdout == f"'web' is back on mlp@1 at {deployed.url}\n", result
     events = deployed.last_rollout_events()
@@ -310,7 +299,7 @@ def test_an_incompatible_signature_is_refused_before_traffic_and_fails_when_forc
     # the analysis sees the clients' requests refused and rolls it back.
     load = deployed.load(4)
     result = deployed.run(*canary, "--force")
-    expect_rolled_back(result, "the rollout of 'web' was rolled back", "error rate")
+    expect_error(result, 6, "the rollout of 'web' was rolled back", "error rate", after_progress=True)
     assert [e["phase"] for e in deployed.last_rollout_events()] == ["starting", "progressing", "aborting", "stable"]
     report = deployed.load_report(load)
     assert report["errors"] and all(error.startswith("HTTP 4") for error in report["errors"]), report
@@ -333,8 +322,8 @@ def test_a_canary_whose_worker_is_killed_is_rolled_back_and_no_client_notices(de
     os.kill(canary["pid"], signal.SIGKILL)
 
     result = deployed.finish(rollout)
-    expect_rolled_back(result, "the rollout of 'web' was rolled back",
-                       f"the worker of version 2 died (pid {canary['pid']})")
+    expect_error(result, 6, "the rollout of 'web' was rolled back",
+                 f"the worker of version 2 died (pid {canary['pid']})", after_progress=True)
     assert result.stdout == f"'web' is back on mlp@1 at {deployed.url}\n", result
     status = deployed.status()
     assert (status["phase"], status["stable_version"]) == ("stable", 1)
@@ -455,7 +444,7 @@ def test_rollback_returns_to_the_version_before_the_promotion_and_its_alias(depl
 
     # The old version's worker, started again, fails its smoke test: version 2 keeps serving.
     result = deployed.run("deploy", "rollback", "web", *READY, env={"MLOPS_WORKER_FAIL_AFTER": "2"})
-    expect_rolled_back(result, "the smoke test of version 1 failed")
+    expect_error(result, 6, "the smoke test of version 1 failed", after_progress=True)
     assert result.stdout == f"'web' is back on mlp@2 at {deployed.url}\n", result
     assert deployed.weights() == {"web-v2": 100} and list(deployed.services()) == ["web-v2"]
     assert deployed.answered_by() == "web-v2" and deployed.alias("production") == "mlp@2"
@@ -508,7 +497,7 @@ def test_refusals_name_the_problem_and_change_nothing(deployed):
     aborted = deployed.run("deploy", "abort", "web")
     assert aborted.returncode == 0 and aborted.stdout == f"'web' is back on mlp@1 at {deployed.url}\n", aborted
     result = deployed.finish(rollout)
-    expect_rolled_back(result, "aborted by `mlops deploy abort`")
+    expect_error(result, 6, "aborted by `mlops deploy abort`", after_progress=True)
     assert deployed.status()["phase"] == "stable" and list(deployed.services()) == ["web-v1"]
 
 
@@ -546,8 +535,8 @@ def test_create_on_a_taken_port_leaves_nothing_and_rm_stops_everything(deployed)
 def test_a_canary_without_traffic_is_rolled_back_after_three_inconclusive_windows(deployed):
     result = deployed.run("deploy", "canary", "web", "--to", "mlp@2", "--steps", "50,100", "--interval", "1s",
                           "--min-requests", "50", *READY)
-    expect_rolled_back(result, "the rollout of 'web' was rolled back", "3 windows in a row", "inconclusive",
-                       "fewer than --min-requests 50")
+    expect_error(result, 6, "the rollout of 'web' was rolled back", "3 windows in a row", "inconclusive",
+                 "fewer than --min-requests 50", after_progress=True)
     events = deployed.last_rollout_events()
     assert [e["phase"] for e in events] == ["starting", *["progressing"] * 3, "aborting", "stable"], events
     assert all("measuring again" in e["reason"] for e in events[2:4]), events

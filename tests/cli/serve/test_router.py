@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from conftest import clean_env
-# The worker's client helpers live in the worker's own HTTP tests; the router speaks the same protocol.
-from test_worker_http import (INFER, MODELS, WORKER, Reply, Worker, error_of, launch, load, output_array, request_for,
-                              start_worker)
+# The router speaks the worker's protocol: the worker's client helpers serve for it too.
+from serving import (INFER, MODELS, WORKER, Reply, Worker, error_of, launch, load, output_array, request_for,
+                     start_worker, wait_for)
 
 TOKEN = "router-admin-secret"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -178,13 +178,6 @@ def assert_mlp_answer(reply: Reply, backend: str):
     document = reply.json()
     assert (document["model_name"], document["model_version"]) == ("mlp", VERSIONS[backend]), document
     np.testing.assert_allclose(output_array(document), load("mlp", 1, "output"), atol=1e-5, rtol=0)
-
-
-def wait_for(condition, what: str, seconds: float = 5):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        time.sleep(0.02)
 
 
 # Routing by weight, version and pin -----------------------------------------------------------------
@@ -351,7 +344,7 @@ def test_a_killed_backend_costs_the_clients_nothing_and_ready_follows_health(own
     assert spread(router, 10) == {"b1": 10}
 
 
-def test_with_every_backend_down_the_503_says_none_is_healthy(route):
+def test_with_every_backend_down_the_error_names_the_backend_and_why(route):
     with socket.create_server(("127.0.0.1", 0)) as placeholder:
         free_port = placeholder.getsockname()[1]  # closed again: nothing listens there
     gone = {"model": "mlp", "backends": [{"name": "gone", "url": f"http://127.0.0.1:{free_port}", "version": "1",
@@ -360,8 +353,9 @@ def test_with_every_backend_down_the_503_says_none_is_healthy(route):
     wait_for(lambda: router.stats()["backends"]["gone"]["healthy"] is False, "the health check fails")
     error_of(router.get("/v2/health/ready"), 503, "no backend with a share of the traffic is healthy")
     reply = router.infer(BODY)
-    # The weight is 100: a reason that blames the weights would send the operator the wrong way.
-    error_of(reply, 503, "healthy", "gone (version 1)")
+    # A health check can be wrong, so the backend with the share is still tried; the answer says
+    # which backend failed and how, never that the weights are to blame.
+    error_of(reply, 502, "gone", "cannot connect")
     assert "every weight is 0" not in reply.json()["error"], reply.json()
 
 

@@ -15,7 +15,6 @@ import queue
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -25,35 +24,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
-from conftest import BIN, SCHEMA_DIR, Result, clean_env, expect_error, make_home, parse_one_document, validate_document
+from conftest import BIN, clean_env, expect_error, make_home, parse_one_document
+from serving import (MODELS, TORCH, Metrics, Project, checked, load, output_array, processes_in, request_for, running,
+                     wait_for)
 
-TORCH = Path(__file__).resolve().parents[2] / "fixtures" / "models" / "torch"
 MLP = TORCH / "mlp" / "model.onnx"
-DATA_SETS = {1: "test_data_set_0", 7: "test_data_set_1"}  # the batch sizes make_models.py used
 INFER_PATH = "/v2/models/mlp/versions/1/infer"
 
 
 # Data -----------------------------------------------------------------------------------------------
 
 
-def torch_tensor(batch: int, which: str) -> np.ndarray:
-    """What PyTorch fed the MLP (which="input") or computed (which="output") at batch 1 or 7."""
-    return numpy_helper.to_array(onnx.load_tensor(str(TORCH / "mlp" / DATA_SETS[batch] / f"{which}_0.pb")))
-
-
-def request_for(features: np.ndarray) -> dict:
-    return {"inputs": [{"name": "features", "datatype": "FP32", "shape": list(features.shape),
-                        "data": features.reshape(-1).tolist()}]}
-
-
 def output_of(document: dict) -> np.ndarray:
+    """The MLP's one output, "probabilities"."""
     [output] = document["outputs"]
-    assert (output["name"], output["datatype"]) == ("probabilities", "FP32"), output
-    return np.array(output["data"], dtype=np.float32).reshape(output["shape"])
+    assert output["name"] == "probabilities", output
+    return output_array(document)
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray):
@@ -80,113 +68,11 @@ def metric(url: str, name: str, **labels) -> float:
     """One sample of the worker's /metrics page (0 when absent)."""
     status, text = http(url + "/metrics")
     assert status == 200, text
-    for line in text.splitlines():
-        match = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
-        if match and match[1] == name:
-            found = dict(re.findall(r'(\w+)="([^"]*)"', match[2] or ""))
-            if all(found.get(k) == v for k, v in labels.items()):
-                return float(match[3])
-    return 0.0
-
-
-# Processes ------------------------------------------------------------------------------------------
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie (the container's init may reap late)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def processes_in(directory: Path) -> list[int]:
-    """Live processes whose working directory is `directory` or below: workers and fake workers."""
-    root = os.path.realpath(directory)
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
-        if (cwd == root or cwd.startswith(root + "/")) and running(int(entry)):
-            found.append(int(entry))
-    return found
-
-
-def wait_until(condition, timeout: float = 10, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
-        time.sleep(0.02)
+    found = [v for n, l, v in Metrics(text).samples if n == name and all(l.get(k) == w for k, w in labels.items())]
+    return found[0] if found else 0.0
 
 
 # The project ----------------------------------------------------------------------------------------
-
-
-class Project:
-    """A home with mlp@1 registered; runs `mlops` in it."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.db = path / ".mlops" / "mlops.db"
-
-    def run(self, *args, env: dict | None = None, stdin: str | None = None, timeout: float = 60) -> Result:
-        done = subprocess.run([str(BIN), *map(str, args)], cwd=self.path, env=clean_env(env), input=stdin,
-                              stdin=None if stdin is not None else subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=timeout)
-        return Result(done.returncode, done.stdout, done.stderr)
-
-    def ok(self, *args, **kwargs) -> str:
-        result = self.run(*args, **kwargs)
-        assert result.returncode == 0, f"mlops {' '.join(map(str, args))}: {result}"
-        return result.stdout
-
-    def doc(self, *args, schema: str | None = None, **kwargs) -> dict:
-        """The --json document of a command that succeeds, checked against its schema when there is one."""
-        return checked(parse_one_document(self.ok("--json", *args, **kwargs)), schema)
-
-    def fails(self, exit_code: int, *args, needles=(), **kwargs) -> str:
-        """The command fails with exit_code, naming every needle, in the human and the --json form."""
-        message = expect_error(self.run(*args, **kwargs), exit_code, *needles)
-        result = self.run("--json", *args, **kwargs)
-        assert result.returncode == exit_code, result
-        error = checked(parse_one_document(result.stdout), "error")["error"]
-        assert error["exit_code"] == exit_code and error["message"] in message, (error, message)
-        return message
-
-    def start(self, *args, **kwargs) -> dict:
-        """`serve start --json ARGS`: the service, checked to be live."""
-        started = self.doc("serve", "start", *args, schema="serve-start", **kwargs)
-        assert running(started["pid"]), started
-        return started
-
-    def rows(self) -> list[tuple]:
-        """(name, pid) of every row of the services table."""
-        connection = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        try:
-            return connection.execute("SELECT name, pid FROM services ORDER BY name").fetchall()
-        finally:
-            connection.close()
-
-    def states(self) -> dict[str, str]:
-        document = self.doc("serve", "ls", schema="serve-ls")
-        return {service["service"]: service["state"] for service in document["services"]}
-
-    def write(self, name: str, content) -> Path:
-        path = self.path / name
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
-        return path
-
-
-def checked(document: dict, schema: str | None) -> dict:
-    """Validated against schemas/json/SCHEMA.schema.json when that schema exists (serve's are new)."""
-    if schema and (SCHEMA_DIR / f"{schema}.schema.json").is_file():
-        validate_document(document, schema)
-    return document
 
 
 @pytest.fixture
@@ -212,7 +98,7 @@ def assert_nothing_left(served: Project):
 
 def kill_worker(pid: int):
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not running(pid), what=f"the death of pid {pid}")
+    wait_for(lambda: not running(pid), f"the death of pid {pid}", seconds=10)
 
 
 # 1. End to end --------------------------------------------------------------------------------------
@@ -230,28 +116,29 @@ def test_a_pytorch_model_is_served_answered_counted_and_stopped(served):
 
     # curl, as a user outside mlops would call it.
     for batch in (1, 7):
-        body = served.write(f"request-{batch}.json", request_for(torch_tensor(batch, "input")))
+        body = served.write(f"request-{batch}.json", request_for("mlp", load("mlp", batch, "input"), flat=True))
         curl = subprocess.run(["curl", "-s", "-S", "-X", "POST", "-H", "Content-Type: application/json",
                                "--data-binary", f"@{body}", "-w", "\n%{http_code}", url + INFER_PATH],
                               capture_output=True, text=True, timeout=30)
         answer, status = curl.stdout.rsplit("\n", 1)
         assert (curl.returncode, status) == (0, "200"), curl
-        assert_close(output_of(json.loads(answer)), torch_tensor(batch, "output"))
+        assert_close(output_of(json.loads(answer)), load("mlp", batch, "output"))
         sent += 1
 
     # serve predict: rows for people, rows by NAME@REF for scripts, a whole request on stdin, one row.
-    rows = served.write("rows.json", torch_tensor(7, "input").tolist())
+    rows = served.write("rows.json", load("mlp", 7, "input").tolist())
     human = served.ok("serve", "predict", "scorer", "--input", rows).splitlines()
     assert human[0] == "probabilities (FP32 [7,3])" and len(human) == 8, human
     assert_close(np.array([[float(x) for x in line.split()] for line in human[1:]], dtype=np.float32),
-                 torch_tensor(7, "output"))
+                 load("mlp", 7, "output"))
     by_ref = served.doc("serve", "predict", "mlp@1", "--input", rows, schema="serve-predict")
     assert (by_ref["model_name"], by_ref["model_version"]) == ("mlp", "1")
-    assert_close(output_of(by_ref), torch_tensor(7, "output"))
-    whole = served.doc("serve", "predict", "scorer", "--input", "-", stdin=json.dumps(request_for(torch_tensor(1, "input"))))
-    assert_close(output_of(whole), torch_tensor(1, "output"))
-    one_row = served.write("row.json", torch_tensor(1, "input")[0].tolist())
-    assert_close(output_of(served.doc("serve", "predict", "scorer", "--input", one_row)), torch_tensor(1, "output"))
+    assert_close(output_of(by_ref), load("mlp", 7, "output"))
+    whole = served.doc("serve", "predict", "scorer", "--input", "-",
+                       stdin=json.dumps(request_for("mlp", load("mlp", 1, "input"), flat=True)))
+    assert_close(output_of(whole), load("mlp", 1, "output"))
+    one_row = served.write("row.json", load("mlp", 1, "input")[0].tolist())
+    assert_close(output_of(served.doc("serve", "predict", "scorer", "--input", one_row)), load("mlp", 1, "output"))
     sent += 4
 
     labels = {"model": "mlp", "version": "1"}
@@ -279,7 +166,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(served):
     inputs = [np.random.default_rng(size).standard_normal((size, 4)).astype(np.float32) for size in range(1, 17)]
 
     def infer(features: np.ndarray) -> np.ndarray:
-        status, document = http(url + INFER_PATH, request_for(features))
+        status, document = http(url + INFER_PATH, request_for("mlp", features, flat=True))
         assert status == 200, document
         return output_of(document)
 
@@ -310,7 +197,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(served):
 
 
 def test_start_refuses_archived_foreign_and_unknown_models_and_bad_names(served):
-    served.ok("model", "register", "mlp", TORCH.parent / "mlp.onnx")  # mlp@2
+    served.ok("model", "register", "mlp", MODELS / "mlp.onnx")  # mlp@2
     served.ok("model", "archive", "mlp@1")
     served.fails(4, "serve", "start", "mlp@1", needles=("mlp@1 is archived", "mlops model restore mlp@1"))
     notes = served.write("notes.txt", "not a model\n")
@@ -331,7 +218,7 @@ def test_a_live_service_keeps_its_name(served):
                            needles=("'svc' is already running mlp@1", f"pid {first['pid']}", "mlops serve stop svc"))
     assert first["url"] in message
     assert served.rows() == [("svc", first["pid"])] and served.states() == {"svc": "ready"}
-    status, answer = http(first["url"] + INFER_PATH, request_for(torch_tensor(1, "input")))
+    status, answer = http(first["url"] + INFER_PATH, request_for("mlp", load("mlp", 1, "input"), flat=True))
     assert status == 200 and processes_in(served.path) == [first["pid"]]
 
 
@@ -444,7 +331,7 @@ def test_an_interrupted_start_kills_its_worker_and_forgets_the_service(served):
     start = subprocess.Popen([str(BIN), "serve", "start", "mlp@1", "--name", "interrupted"], cwd=served.path,
                              env=clean_env({"MLOPS_WORKER": str(script)}), stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: pid_file.is_file() and pid_file.read_text().strip(), what="the fake worker starting")
+    wait_for(lambda: pid_file.is_file() and pid_file.read_text().strip(), "the fake worker starting", seconds=10)
     time.sleep(0.2)
     start.send_signal(signal.SIGINT)
     out, err = start.communicate(timeout=10)
@@ -519,17 +406,18 @@ def test_stop_drains_a_request_in_flight(served):
     url = started["url"]
     def timed_request():
         begin = time.monotonic()
-        return (*http(url + INFER_PATH, request_for(torch_tensor(7, "input"))), time.monotonic() - begin)
+        status, answer = http(url + INFER_PATH, request_for("mlp", load("mlp", 7, "input"), flat=True))
+        return status, answer, time.monotonic() - begin
 
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(timed_request)
-        wait_until(lambda: metric(url, "mlops_inference_in_flight", model="mlp", version="1") == 1, timeout=5,
-                   what="the request reaching the worker")
+        wait_for(lambda: metric(url, "mlops_inference_in_flight", model="mlp", version="1") == 1,
+                 "the request reaching the worker")
         stopped = served.doc("serve", "stop", "mlp")["stopped"]
         status, answer, seconds = pending.result(timeout=30)
     assert status == 200, answer
     assert seconds > 0.5, f"the request took {seconds:.2f} s: it did not wait for its batch"
-    assert_close(output_of(answer), torch_tensor(7, "output"))
+    assert_close(output_of(answer), load("mlp", 7, "output"))
     assert [s["outcome"] for s in stopped] == ["stopped"]
     assert not running(started["pid"])
     assert_nothing_left(served)
@@ -571,7 +459,7 @@ def test_logs_print_the_worker_log_and_follow_it_until_the_worker_stops(served):
 
 def test_predict_errors_name_the_problem_and_the_service_keeps_answering(served):
     served.start("mlp@1")
-    served.ok("model", "register", "mlp", TORCH.parent / "mlp.onnx")  # mlp@2, served by nobody
+    served.ok("model", "register", "mlp", MODELS / "mlp.onnx")  # mlp@2, served by nobody
     narrow = served.write("narrow.json", [1, 2, 3])
     served.fails(2, "serve", "predict", "mlp", "--input", narrow,
                  needles=("'mlp' (mlp@1) answered", "data has 3 values", "[1, 4]"))

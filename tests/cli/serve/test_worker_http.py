@@ -18,122 +18,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
-from conftest import BUILD_DIR, SOURCE_DIR, clean_env
+from serving import (INFER, MODELS, SIGNATURES, Reply, Worker, error_of, launch, load, output_array, request_for,
+                     start_worker)
 
-WORKER = (BUILD_DIR / "mlops-worker").resolve()
-MODELS = SOURCE_DIR / "tests" / "fixtures" / "models"
-TORCH = MODELS / "torch"
-DATA_SETS = {1: "test_data_set_0", 7: "test_data_set_1"}  # make_models.py's batch sizes
-SIGNATURES = {  # input name and shape, output name and shape, as the metadata gives them
-    "mlp": ("features", [-1, 4], "probabilities", [-1, 3]),
-    "cnn": ("image", [-1, 1, 8, 8], "logits", [-1, 2]),
-}
-INFER = "/v2/models/mlp/infer"
 EXIT_CONFLICT, EXIT_INTERRUPTED = 4, 8  # include/mlops/core/error.hpp
 
 
 # The worker -----------------------------------------------------------------------------------------
-
-
-class Reply(NamedTuple):
-    status: int
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-
-class Worker:
-    """One `mlops-worker serve` process on a free port; its stderr goes to a file."""
-
-    def __init__(self, process: subprocess.Popen, port: int, port_file: Path, log: Path):
-        self.process, self.port, self.port_file, self.log_path = process, port, port_file, log
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def connection(self, timeout: float = 10) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def call(self, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None,
-             connection: http.client.HTTPConnection | None = None) -> Reply:
-        """One request, on `connection` (kept alive) or a new connection."""
-        own = connection or self.connection()
-        try:
-            own.request(method, path, body=body, headers=headers or {})
-            response = own.getresponse()
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-        finally:
-            if connection is None:
-                own.close()
-
-    def get(self, path: str, **kwargs) -> Reply:
-        return self.call("GET", path, **kwargs)
-
-    def infer(self, body, path: str = INFER, **kwargs) -> Reply:
-        return self.call("POST", path, body=body if isinstance(body, (bytes, str)) else json.dumps(body), **kwargs)
-
-    def metrics(self) -> Metrics:
-        reply = self.get("/metrics")
-        assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain"), reply
-        return Metrics(reply.body.decode())
-
-    def assert_answers(self):
-        """The worker is alive and still computes the right answer."""
-        assert self.process.poll() is None, f"the worker died (exit {self.process.returncode}):\n{self.log()}"
-        inputs = load("mlp", 1, "input")
-        reply = self.infer(request_for("mlp", inputs))
-        assert reply.status == 200, reply
-        np.testing.assert_allclose(output_array(reply.json()), load("mlp", 1, "output"), atol=1e-5, rtol=0)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait()
-
-
-def launch(directory: Path, *args, cwd: Path | None = None, name: str = "worker") -> subprocess.Popen:
-    assert WORKER.is_file(), f"mlops-worker not found at {WORKER}: build it, or set MLOPS_BUILD_DIR"
-    with open(directory / f"{name}.log", "wb") as log:
-        return subprocess.Popen([str(WORKER), "serve", "--device", "cpu", *map(str, args)], cwd=cwd or directory,
-                                env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-
-
-def start_worker(directory: Path, *args, cwd: Path | None = None, models=("mlp",)) -> Worker:
-    """A worker serving `models` (fixture names) plus `args`, once /v2/health/ready says 200."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"worker-{len(list(directory.glob('worker-*.log')))}"
-    port_file = directory / f"{name}.port"
-    model_args = [arg for model in models for arg in ("--model", f"{model}={MODELS / model}.onnx")]
-    process = launch(directory, "--port", "0", "--port-file", port_file, *model_args, *args, cwd=cwd, name=name)
-    worker = Worker(process, 0, port_file, directory / f"{name}.log")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the worker exited {process.returncode} while starting:\n{worker.log()}")
-        if port_file.is_file() and worker.port == 0:
-            worker.port = int(port_file.read_text())
-        if worker.port:
-            try:
-                if worker.get("/v2/health/ready").status == 200:
-                    return worker
-            except OSError:
-                pass
-        time.sleep(0.02)
-    worker.stop()
-    raise AssertionError(f"the worker was not ready within 20 s:\n{worker.log()}")
 
 
 @pytest.fixture
@@ -161,24 +56,8 @@ def shared(tmp_path_factory):
 # Requests and answers -------------------------------------------------------------------------------
 
 
-def load(case: str, batch: int, which: str) -> np.ndarray:
-    return numpy_helper.to_array(onnx.load_tensor(str(TORCH / case / DATA_SETS[batch] / f"{which}_0.pb")))
-
-
-def request_for(case: str, array: np.ndarray, flat: bool = False, **extra) -> dict:
-    data = array.reshape(-1).tolist() if flat else array.tolist()
-    tensor = {"name": SIGNATURES[case][0], "datatype": "FP32", "shape": list(array.shape), "data": data}
-    return {"inputs": [tensor], **extra}
-
-
 def features(rows: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((rows, 4)).astype(np.float32)
-
-
-def output_array(document: dict, index: int = 0) -> np.ndarray:
-    output = document["outputs"][index]
-    assert output["datatype"] == "FP32", output
-    return np.array(output["data"], dtype=np.float32).reshape(output["shape"])
 
 
 def binary_request(document: dict, *arrays: np.ndarray) -> tuple[bytes, dict]:
@@ -193,49 +72,6 @@ def split_binary(reply: Reply) -> tuple[dict, bytes]:
     assert reply.headers["content-type"] == "application/octet-stream", reply.headers
     length = int(reply.headers["inference-header-content-length"])
     return json.loads(reply.body[:length]), reply.body[length:]
-
-
-def error_of(reply: Reply, status: int, *needles: str):
-    """The reply has `status` and a JSON {"error": message} naming every needle."""
-    assert reply.status == status, f"expected {status}, got {reply}"
-    assert reply.headers.get("content-type") == "application/json", reply.headers
-    document = reply.json()
-    assert list(document) == ["error"] and document["error"], document
-    for needle in needles:
-        assert needle in document["error"], f"{document['error']!r} does not mention {needle!r}"
-
-
-class Metrics:
-    """A /metrics page: samples by name and labels, and the # TYPE of each family."""
-
-    LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-
-    def __init__(self, text: str):
-        self.text, self.types, self.samples = text, {}, []
-        for line in text.splitlines():
-            if line.startswith("# TYPE "):
-                _, _, name, kind = line.split(" ")
-                self.types[name] = kind
-            elif line and not line.startswith("#"):
-                match = self.LINE.match(line)
-                assert match, f"not a Prometheus sample line: {line!r}"
-                labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match[2] or ""))
-                self.samples.append((match[1], labels, float(match[3])))
-
-    def value(self, name: str, **labels) -> float:
-        found = [v for n, l, v in self.samples if n == name and all(l.get(k) == w for k, w in labels.items())]
-        assert len(found) == 1, f"{name}{labels}: {len(found)} samples\n{self.text}"
-        return found[0]
-
-    def responses(self, code: str) -> float:
-        """mlops_worker_http_responses_total of one status code (absent until there is one)."""
-        found = [v for n, l, v in self.samples if n == "mlops_worker_http_responses_total" and l["code"] == code]
-        return found[0] if found else 0.0
-
-    def buckets(self, family: str, **labels) -> list[tuple[float, float]]:
-        """(upper bound, cumulative count) of a histogram, in page order."""
-        return [(float(l["le"]), v) for n, l, v in self.samples
-                if n == f"{family}_bucket" and all(l.get(k) == w for k, w in labels.items())]
 
 
 # Health and metadata --------------------------------------------------------------------------------
