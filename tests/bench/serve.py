@@ -466,20 +466,29 @@ def parse_args():
         args.duration = 1 if args.smoke else 10
     args.duration = max(1, args.duration)  # wrk takes whole seconds
     args.warmup = 0 if args.smoke else min(2, max(1, args.duration // 5))
-    # nginx lives in /usr/sbin, off a user's PATH.
+    find_tools(args)
+    return args
+
+
+def find_tools(args):
+    """args.wrk and args.nginx (which lives in /usr/sbin, off a user's PATH)."""
     args.wrk = shutil.which("wrk")
     args.nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-    return args
+
+
+def start_or_skip(script, args):
+    """Exits 77 (skipped) without wrk or nginx; makes SIGTERM (ctest's timeout, a cancelled CI job)
+    unwind like Ctrl-C, so that every finally runs."""
+    for tool, found in (("wrk", args.wrk), ("nginx", args.nginx)):
+        if not found:
+            print(f"{script}: {tool} is missing (Debian: apt-get install {tool}): skipped", file=sys.stderr)
+            sys.exit(SKIP)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def main():
     args = parse_args()
-    for tool, found in (("wrk", args.wrk), ("nginx", args.nginx)):
-        if not found:
-            print(f"serve.py: {tool} is missing (Debian: apt-get install {tool}): skipped", file=sys.stderr)
-            sys.exit(SKIP)
-    # SIGTERM (ctest's timeout, a cancelled CI job) unwinds like Ctrl-C, so every finally runs.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    start_or_skip("serve.py", args)
     table = Table(sys.stderr if args.json else sys.stdout)
     processes = Processes(args.mlops)
     try:
