@@ -36,8 +36,6 @@ import pathlib
 import secrets
 import select
 import shlex
-import shutil
-import signal
 import statistics
 import sys
 import tempfile
