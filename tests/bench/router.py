@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 
-from serve import (MLP, MLP_REQUEST, SKIP, BenchError, Processes, Server, Table, free_port, measure, request,
+from serve import (MLP, MLP_REQUEST, BenchError, Processes, Server, Table, free_port, measure, request,
                    find_tools, run_wrk, save_wide_mlp, start_or_skip, start_worker, wait_until)
 
 HERE = pathlib.Path(__file__).resolve().parent
