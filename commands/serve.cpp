@@ -63,18 +63,6 @@ nlohmann::json service_json(const Service& service)
           {"log", service.log_path}};
 }
 
-// The model metadata the worker reports (signature, device), or Error(worker_unhealthy).
-nlohmann::json worker_metadata(const Service& service)
-{
-  auto response = http_get(fmt::format("{}/v2/models/{}/versions/{}", service.url(), service.model, service.version), 5s);
-  auto document = nlohmann::json::parse(response.body, nullptr, false);
-  if (response.status != 200 || !document.is_object()) {
-    throw Error(ExitCode::worker_unhealthy, fmt::format("the service '{}' did not describe its model: {}", service.name,
-                                                        worker_error_text(response)));
-  }
-  return document;
-}
-
 // Where predict and load send requests: a service's worker, or a deployment's stable endpoint.
 struct Endpoint
 {
@@ -85,6 +73,12 @@ struct Endpoint
 
   std::string infer_url() const { return base_url + model_path + "/infer"; }
 };
+
+Endpoint endpoint_of(const Service& service)
+{
+  return {service.name, service.ref(), service.url(),
+          fmt::format("/v2/models/{}/versions/{}", service.model, service.version)};
+}
 
 // A service by name, else a live service serving NAME@REF.
 Service resolve_target(Context& context, Services& services, const std::string& target)
@@ -122,10 +116,10 @@ Endpoint resolve_endpoint(Context& context, Services& services, const std::strin
     throw Error(ExitCode::worker_unhealthy, fmt::format("the service '{}' is not ready; `mlops serve status {}` says why",
                                                         service.name, service.name));
   }
-  return {service.name, service.ref(), service.url(),
-          fmt::format("/v2/models/{}/versions/{}", service.model, service.version)};
+  return endpoint_of(service);
 }
 
+// The model metadata the worker reports (signature, device), or Error(worker_unhealthy).
 nlohmann::json endpoint_metadata(const Endpoint& endpoint)
 {
   auto response = http_get(endpoint.base_url + endpoint.model_path, 5s);
@@ -269,7 +263,7 @@ void run_status(Context& context, const ServeOptions& options)
   fields.add("service", service.name).add("model", service.ref()).add("state", std::string(health_name(health)));
   fields.add("url", service.url()).add("pid", std::to_string(service.pid)).add("started", service.started_at);
   if (health == Health::ready) {
-    auto metadata = worker_metadata(service);
+    auto metadata = endpoint_metadata(endpoint_of(service));
     if (metadata.contains("parameters") && metadata["parameters"].contains("device")) {
       document["worker_device"] = metadata["parameters"]["device"];
       fields.add("device", metadata["parameters"]["device"].get<std::string>());

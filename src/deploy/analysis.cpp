@@ -86,7 +86,7 @@ Criteria Criteria::parse(const std::string& text, const std::string& option)
       criteria.max_error_rate = *value;
     } else if (key == "max-p99-ms") {
       criteria.max_p99_ms = *value;
-    } else if (key == "min-requests" && *value == std::floor(*value)) {
+    } else if (key == "min-requests" && *value == std::floor(*value) && *value <= 1e12) {
       criteria.min_requests = static_cast<std::uint64_t>(*value);
     } else {
       throw refuse(fmt::format("'{}' is not one of max-error-rate (0 to 1), max-p99-ms, min-requests (whole)", part));

@@ -164,7 +164,7 @@ nlohmann::json Deployer::status(const std::string& name)
   nlohmann::json backends = nlohmann::json::array();
   auto live = serve::http_get(d.url() + "/admin/routes", 2s, admin_fields(d));
   auto table = nlohmann::json::parse(live.body, nullptr, false);
-  if (live.status == 200 && table.is_object()) {
+  if (live.status == 200 && table.is_object() && table.contains("backends") && table["backends"].is_array()) {
     for (const auto& backend : table["backends"]) {
       auto service = services.find(backend["name"].get<std::string>());
       backends.push_back({{"service", backend["name"]},
@@ -183,7 +183,9 @@ nlohmann::json Deployer::status(const std::string& name)
   status["backends"] = backends;
   nlohmann::json last_analysis;
   for (const auto& event : m_deployments.events(name)) {
-    if (event.details.is_object() && event.details.contains("analysis")) {
+    if (event.phase == "removed") {
+      last_analysis = nullptr;  // an earlier deployment of the same name
+    } else if (event.details.is_object() && event.details.contains("analysis")) {
       last_analysis = event.details["analysis"];
       last_analysis["at"] = event.at;
       last_analysis["step"] = event.step ? nlohmann::json(*event.step + 1) : nlohmann::json();
