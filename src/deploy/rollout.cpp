@@ -96,6 +96,30 @@ void parse_steps(const std::vector<std::string>& steps)
   }
 }
 
+// A new rollout's plan and progress, as the deployment's row keeps it (deploy-status.schema.json).
+nlohmann::json rollout_plan(const Deployment& d, const RolloutRequest& request, std::int64_t to_version, bool forced)
+{
+  return {{"strategy", request.strategy},
+          {"from_version", d.stable_version},
+          {"from_service", d.stable_service},
+          {"to_version", to_version},
+          {"to_service", backend_service_name(d.name, to_version)},
+          {"steps", request.steps},
+          {"step", 0},
+          {"analysis", request.analysis ? request.analysis->to_json() : nlohmann::json()},
+          {"pre_analysis", request.pre_analysis ? request.pre_analysis->to_json() : nlohmann::json()},
+          {"failure_limit", request.failure_limit},
+          {"failures", 0},
+          {"inconclusive", 0},
+          {"scale_down_delay_ms", request.scale_down_delay.count()},
+          {"set_alias", request.set_alias ? nlohmann::json(*request.set_alias) : nlohmann::json()},
+          {"sample_body", request.sample_body},
+          {"forced", forced},
+          {"ready_timeout_ms", request.ready_timeout.count()},
+          {"started_at", util::now_iso8601()},
+          {"abort_reason", nullptr}};
+}
+
 } // namespace
 
 Deployer::Deployer(const Home& home, store::Database& db, fs::path worker, EventReporter report)
@@ -135,27 +159,8 @@ RolloutResult Deployer::start_rollout(const RolloutRequest& request)
       warnings.push_back(text + " (deployed anyway: --force)");
     }
   }
-  nlohmann::json rollout = {{"strategy", request.strategy},
-                            {"from_version", d.stable_version},
-                            {"from_service", d.stable_service},
-                            {"to_version", target.version},
-                            {"to_service", backend_service_name(d.name, target.version)},
-                            {"steps", request.steps},
-                            {"step", 0},
-                            {"analysis", request.analysis ? request.analysis->to_json() : nlohmann::json()},
-                            {"pre_analysis", request.pre_analysis ? request.pre_analysis->to_json() : nlohmann::json()},
-                            {"failure_limit", request.failure_limit},
-                            {"failures", 0},
-                            {"inconclusive", 0},
-                            {"scale_down_delay_ms", request.scale_down_delay.count()},
-                            {"set_alias", request.set_alias ? nlohmann::json(*request.set_alias) : nlohmann::json()},
-                            {"sample_body", request.sample_body},
-                            {"forced", !warnings.empty()},
-                            {"ready_timeout_ms", request.ready_timeout.count()},
-                            {"started_at", util::now_iso8601()},
-                            {"abort_reason", nullptr}};
   auto reason = fmt::format("{} from version {} to {}", request.strategy, d.stable_version, target.version);
-  return begin(d, rollout, reason, warnings);
+  return begin(d, rollout_plan(d, request, target.version, !warnings.empty()), reason, warnings);
 }
 
 RolloutResult Deployer::rollback(const std::string& name, std::chrono::milliseconds ready_timeout)
@@ -171,26 +176,15 @@ RolloutResult Deployer::rollback(const std::string& name, std::chrono::milliseco
                                                  name, d.stable_version));
   }
   const auto& last = d.last_rollout;
-  nlohmann::json rollout = {{"strategy", "rollback"},
-                            {"from_version", d.stable_version},
-                            {"from_service", d.stable_service},
-                            {"to_version", *d.previous_version},
-                            {"to_service", backend_service_name(d.name, *d.previous_version)},
-                            {"steps", {"100"}},
-                            {"step", 0},
-                            {"analysis", nullptr},
-                            {"pre_analysis", nullptr},
-                            {"failure_limit", 0},
-                            {"failures", 0},
-                            {"inconclusive", 0},
-                            {"scale_down_delay_ms", 0},
-                            // The alias the promotion moved goes back with it.
-                            {"set_alias", last.is_object() ? last.value("set_alias", nlohmann::json()) : nlohmann::json()},
-                            {"sample_body", ""},
-                            {"forced", false},
-                            {"ready_timeout_ms", ready_timeout.count()},
-                            {"started_at", util::now_iso8601()},
-                            {"abort_reason", nullptr}};
+  RolloutRequest request;
+  request.strategy = "rollback";
+  request.steps = {"100"};
+  request.ready_timeout = ready_timeout;
+  // The alias the promotion moved goes back with it.
+  if (last.is_object() && last.contains("set_alias") && last["set_alias"].is_string()) {
+    request.set_alias = last["set_alias"].get<std::string>();
+  }
+  auto rollout = rollout_plan(d, request, *d.previous_version, false);
   return begin(d, rollout, fmt::format("rollback from version {} to {}", d.stable_version, *d.previous_version), {});
 }
 
