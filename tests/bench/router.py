@@ -42,7 +42,8 @@ import tempfile
 import time
 
 from serve import (MLP, MLP_REQUEST, BenchError, Processes, Server, Table, free_port, measure, request,
-                   find_tools, run_wrk, save_wide_mlp, start_or_skip, start_worker, wait_until)
+                   find_tools, run_wrk, save_wide_mlp, start_or_skip, start_until_ready, start_worker,
+                   wait_until)
 
 HERE = pathlib.Path(__file__).resolve().parent
 SWITCH_LOAD_CONNECTIONS = 16
@@ -68,20 +69,9 @@ def start_router(processes, worker, folder, model, backends, weights, token):
     port_file = folder / "router.port"
     port_file.unlink(missing_ok=True)
     log = folder / "router.log"
-    child = processes.start([str(worker), "route", "--routes", str(routes), "--admin-token-file", str(token_file),
-                             "--port", "0", "--port-file", str(port_file)], log)
-    url = None
-
-    def ready():
-        nonlocal url
-        if url is None:
-            port = port_file.read_text().strip() if port_file.exists() else ""
-            if not port:
-                return False
-            url = f"http://127.0.0.1:{port}"
-        return request(f"{url}/v2/health/ready", timeout=2)[0] == 200
-    wait_until(ready, child, log, "mlops-worker route")
-    return Server(child, url)
+    argv = [str(worker), "route", "--routes", str(routes), "--admin-token-file", str(token_file), "--port", "0",
+            "--port-file", str(port_file)]
+    return start_until_ready(processes, argv, port_file, log, "mlops-worker route")
 
 
 NGINX_PROXY_CONF = """daemon off;

@@ -145,8 +145,15 @@ def start_worker(processes, worker, folder, name, model, device, extra=()):
     port_file = folder / f"{name}.port"
     port_file.unlink(missing_ok=True)
     log = folder / f"{name}.log"
-    child = processes.start([str(worker), "serve", "--model", f"{name}={model}", "--port", "0",
-                             "--port-file", str(port_file), "--device", device, *extra], log)
+    argv = [str(worker), "serve", "--model", f"{name}={model}", "--port", "0", "--port-file", str(port_file),
+            "--device", device, *extra]
+    return start_until_ready(processes, argv, port_file, log, f"mlops-worker serve {name}")
+
+
+def start_until_ready(processes, argv, port_file, log, what):
+    """Starts a worker (serve or route mode) that writes its port to `port_file`; returns once its
+    /v2/health/ready answers 200."""
+    child = processes.start(argv, log)
     url = None
 
     def ready():
@@ -157,7 +164,7 @@ def start_worker(processes, worker, folder, name, model, device, extra=()):
                 return False
             url = f"http://127.0.0.1:{port}"
         return request(f"{url}/v2/health/ready", timeout=2)[0] == 200
-    wait_until(ready, child, log, f"mlops-worker serve {name}")
+    wait_until(ready, child, log, what)
     return Server(child, url)
 
 

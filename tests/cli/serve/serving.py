@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -302,3 +303,16 @@ class Project:
         path = self.path / name
         path.write_text(content if isinstance(content, str) else json.dumps(content))
         return path
+
+
+def sigterm_closes_the_port_at_once(process, port: int):
+    """Sends SIGTERM and waits until new connections to `port` are refused (within 0.5 s)."""
+    process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 0.5
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return
+        assert time.monotonic() < deadline, "new connections still accepted 0.5 s after SIGTERM"
+        time.sleep(0.01)

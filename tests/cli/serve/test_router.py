@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import socket
 import subprocess
 import threading
@@ -23,7 +22,7 @@ import pytest
 from conftest import clean_env
 # The router speaks the worker's protocol: the worker's client helpers serve for it too.
 from serving import (INFER, MODELS, WORKER, Reply, Worker, error_of, launch, load, output_array, request_for,
-                     start_worker, wait_for)
+                     start_worker, wait_for, sigterm_closes_the_port_at_once)
 
 TOKEN = "router-admin-secret"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -478,15 +477,7 @@ def test_sigterm_answers_the_request_in_flight_then_exits_0(own_backends, route)
     thread = threading.Thread(target=lambda: outcome.append(router.infer(BODY)))
     thread.start()
     wait_for(lambda: slow.metrics().value("mlops_inference_in_flight", model="mlp") == 1, "the request in flight")
-    router.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 0.5
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", router.port), timeout=1).close()
-        except ConnectionRefusedError:
-            break
-        assert time.monotonic() < deadline, "new connections still accepted 0.5 s after SIGTERM"
-        time.sleep(0.01)
+    sigterm_closes_the_port_at_once(router.process, router.port)
     assert thread.is_alive(), "the slow request should still be in flight when the port closes"
     thread.join(timeout=10)
     assert outcome and isinstance(outcome[0], Reply), outcome
