@@ -186,22 +186,28 @@ def start_worker(directory: Path, *args, cwd: Path | None = None, models=("mlp",
     port_file = directory / f"{name}.port"
     model_args = [arg for model in models for arg in ("--model", f"{model}={MODELS / model}.onnx")]
     process = launch(directory, "--port", "0", "--port-file", port_file, *model_args, *args, cwd=cwd, name=name)
-    worker = Worker(process, 0, port_file, directory / f"{name}.log")
-    deadline = time.monotonic() + 20
+    return wait_until_answering(Worker(process, 0, port_file, directory / f"{name}.log"), "/v2/health/ready", 20)
+
+
+def wait_until_answering(worker: Worker, path: str, seconds: float) -> Worker:
+    """`worker` (a Worker, or a subclass for another mode) once it has written its port file and
+    GET `path` answers 200; stopped, with its log in the error, when it exits or is late."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the worker exited {process.returncode} while starting:\n{worker.log()}")
-        if port_file.is_file() and worker.port == 0:
-            worker.port = int(port_file.read_text())
+        if worker.process.poll() is not None:
+            raise AssertionError(f"{worker.process.args[1]} exited {worker.process.returncode} while starting:\n"
+                                 f"{worker.log()}")
+        if worker.port == 0 and worker.port_file.is_file() and worker.port_file.read_text().endswith("\n"):
+            worker.port = int(worker.port_file.read_text())
         if worker.port:
             try:
-                if worker.get("/v2/health/ready").status == 200:
+                if worker.get(path).status == 200:
                     return worker
             except OSError:
                 pass
-        time.sleep(0.02)
+        time.sleep(0.01)
     worker.stop()
-    raise AssertionError(f"the worker was not ready within 20 s:\n{worker.log()}")
+    raise AssertionError(f"{worker.process.args[1]} did not answer {path} within {seconds} s:\n{worker.log()}")
 
 
 # Processes ------------------------------------------------------------------------------------------
@@ -312,7 +318,7 @@ def sigterm_closes_the_port_at_once(process, port: int):
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):  # reset: caught as the port closed
             return
         assert time.monotonic() < deadline, "new connections still accepted 0.5 s after SIGTERM"
         time.sleep(0.01)

@@ -22,7 +22,7 @@ import pytest
 from conftest import clean_env
 # The router speaks the worker's protocol: the worker's client helpers serve for it too.
 from serving import (INFER, MODELS, WORKER, Reply, Worker, error_of, launch, load, output_array, request_for,
-                     start_worker, wait_for, sigterm_closes_the_port_at_once)
+                     start_worker, wait_for, sigterm_closes_the_port_at_once, wait_until_answering)
 
 TOKEN = "router-admin-secret"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -63,21 +63,7 @@ def start_router(directory: Path, table: dict, *args) -> Router:
     with open(log, "wb") as stderr:
         process = subprocess.Popen(list(map(str, command)), cwd=directory, env=clean_env(), stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=stderr)
-    router = Router(process, 0, port_file, log)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the router exited {process.returncode} while starting:\n{router.log()}")
-        if port_file.is_file() and port_file.read_text().endswith("\n"):
-            router.port = int(port_file.read_text())
-            try:
-                if router.get("/v2/health/live").status == 200:
-                    return router
-            except OSError:
-                pass
-        time.sleep(0.01)
-    router.stop()
-    raise AssertionError(f"the router was not live within 10 s:\n{router.log()}")
+    return wait_until_answering(Router(process, 0, port_file, log), "/v2/health/live", 10)
 
 
 def start_backend(directory: Path, name: str, *args) -> Worker:
