@@ -85,6 +85,7 @@ void report_rollout(Context& context, const RolloutResult& result, bool asked_to
   document["outcome"] = result.outcome;
   document["reason"] = result.reason;
   document["warnings"] = result.warnings;
+  document["restarted"] = result.restarted;
   for (const auto& warning : result.warnings) {
     std::cerr << "mlops: warning: " << warning << "\n";
   }
@@ -144,7 +145,8 @@ void run_status(Context& context, const DeployOptions& options)
   fields.add("stable", fmt::format("{}@{}", status["model"].get<std::string>(), status["stable_version"].get<std::int64_t>()));
   const auto& router = status["router"];
   fields.add("router", fmt::format("pid {}, {}", router["pid"].get<int>(),
-                                   !router["alive"].get<bool>() ? "dead"
+                                   !router["alive"].get<bool>()
+                                     ? fmt::format("dead: `mlops deploy resume {}` starts it again", options.name)
                                    : router["ready"].get<bool>() ? "ready"
                                                                  : "not ready"));
   for (const auto& backend : status["backends"]) {
@@ -354,7 +356,8 @@ void setup_deploy(CLI::App& noun, Context& context)
   name(rollback);
   rollback->add_option("--ready-timeout", options->ready_timeout, "How long to wait for the old version's worker")
     ->capture_default_str();
-  auto* resume = add_verb(noun, context, "resume", "Carry on a rollout whose mlops was stopped",
+  auto* resume = add_verb(noun, context, "resume",
+                          "Start again what died (router, stable worker), then carry on a rollout whose mlops was stopped",
                           [&context, options] { report_rollout(context, make_deployer(context).resume(options->name)); });
   name(resume);
 }

@@ -38,7 +38,7 @@ std::string random_token()
   return token;
 }
 
-// The deployment's lock file, held while the router's table is derived from the row and sent.
+constexpr std::chrono::milliseconds restart_ready_timeout{60'000};
 } // namespace
 
 Deployment Deployer::create(const CreateRequest& request)
@@ -58,6 +58,7 @@ Deployment Deployer::create(const CreateRequest& request)
   d.created_at = d.updated_at = util::now_iso8601();
   auto dir = d.dir(m_home);
   d.log_path = fs::relative(dir / "router.log", m_home.dir()).string();
+  d.sticky_header = request.sticky_header;
   m_deployments.insert(d, fmt::format("created for {}", version.ref()));
   m_last_event = m_deployments.events(d.name).back().id;
 
@@ -67,35 +68,11 @@ Deployment Deployer::create(const CreateRequest& request)
     fs::create_directories(dir);
     util::write_file_atomic(dir / "token", d.token + "\n");
     fs::permissions(dir / "token", fs::perms::owner_read | fs::perms::owner_write);
-    serve::StartRequest start;
-    start.ref = registry::parse_model_ref(version.ref());
-    start.name = d.stable_service;
-    start.host = d.host;
-    start.device = d.device;
-    start.ready_timeout = request.ready_timeout;
-    start.worker = m_worker;
-    stable = services.start(start).service;
+    stable = start_backend(d, d.stable_version, request.ready_timeout);
     nlohmann::json table = {{"model", d.model},
                             {"backends", {route_entry(*stable, 100)}}};
     util::write_file_atomic(dir / "routes.json", table.dump(2) + "\n");
-    std::vector<std::string> argv = {m_worker.string(), "route", "--routes", (dir / "routes.json").string(),
-                                     "--admin-token-file", (dir / "token").string(), "--host", d.host, "--port",
-                                     std::to_string(d.port), "--port-file", (dir / "port").string(),
-                                     "--health-interval-ms", "200"};
-    if (!request.sticky_header.empty()) {
-      argv.insert(argv.end(), {"--sticky-header", request.sticky_header});
-    }
-    auto record = [&](int pid, std::int64_t start_time, int port) {
-      store::write_transaction(m_db, [&] {
-        m_db.prepare("UPDATE deployments SET router_pid = ?, router_start = ?, port = ? WHERE name = ?")
-          .bind_all(pid, start_time, port, d.name)
-          .run();
-      });
-    };
-    auto launched = serve::launch_worker({argv, dir / "router.log", dir / "port", d.host,
-                                          fmt::format("the router of '{}'", d.name), request.ready_timeout,
-                                          [&](int pid, std::int64_t start_time) { record(pid, start_time, d.port); }});
-    record(launched.pid, launched.process_start, launched.port);
+    start_router(d, request.ready_timeout);
   } catch (...) {
     InterruptSetAside set_aside;
     if (stable) {
@@ -111,6 +88,61 @@ Deployment Deployer::create(const CreateRequest& request)
     throw;
   }
   return m_deployments.get(d.name);
+}
+
+serve::Service Deployer::start_backend(const Deployment& d, std::int64_t version, std::chrono::milliseconds ready_timeout)
+{
+  serve::StartRequest start;
+  start.ref = registry::parse_model_ref(fmt::format("{}@{}", d.model, version));
+  start.name = backend_service_name(d.name, version);
+  start.host = d.host;
+  start.device = d.device;
+  start.ready_timeout = ready_timeout;
+  start.worker = m_worker;
+  return serve::Services(m_home, m_db).start(start).service;
+}
+
+void Deployer::start_router(const Deployment& d, std::chrono::milliseconds ready_timeout)
+{
+  auto dir = d.dir(m_home);
+  std::vector<std::string> argv = {m_worker.string(), "route", "--routes", (dir / "routes.json").string(),
+                                   "--admin-token-file", (dir / "token").string(), "--host", d.host, "--port",
+                                   std::to_string(d.port), "--port-file", (dir / "port").string(),
+                                   "--health-interval-ms", "200"};
+  if (!d.sticky_header.empty()) {
+    argv.insert(argv.end(), {"--sticky-header", d.sticky_header});
+  }
+  auto launched = serve::launch_worker({argv, dir / "router.log", dir / "port", d.host,
+                                        fmt::format("the router of '{}'", d.name), ready_timeout,
+                                        [&](int pid, std::int64_t start_time) {
+                                          // At once: a command killed now leaves a router `rm` finds.
+                                          m_deployments.record_router(d.name, pid, start_time, d.port);
+                                        }});
+  m_deployments.record_router(d.name, launched.pid, launched.process_start, launched.port);
+}
+
+std::vector<std::string> Deployer::restart_what_died(const std::string& name)
+{
+  std::vector<std::string> restarted;
+  auto d = m_deployments.get(name);
+  serve::Services services(m_home, m_db);
+  auto stable = services.find(d.stable_service);
+  if (!stable || !services.alive(*stable)) {
+    auto started = start_backend(d, d.stable_version, restart_ready_timeout);
+    auto what = fmt::format("the worker of version {} ({}, pid {})", d.stable_version, started.name, started.pid);
+    note(name, fmt::format("restarted {}: {}", what,
+                           stable ? fmt::format("pid {} had died", stable->pid) : std::string("its service was gone")));
+    restarted.push_back(what);
+  }
+  bool router_died = !util::process_alive(d.router_pid, d.router_start);
+  if (!restarted.empty() || router_died) {
+    apply_routes(name);  // starts a dead router from the table
+  }
+  if (router_died) {
+    d = m_deployments.get(name);
+    restarted.push_back(fmt::format("the router (pid {})", d.router_pid));
+  }
+  return restarted;
 }
 
 void Deployer::remove(const std::string& name, bool force)

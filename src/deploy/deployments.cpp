@@ -15,7 +15,8 @@ namespace {
 
 constexpr const char* columns =
   "name, model, host, port, device, router_pid, router_start, token, log_path, stable_version, stable_service, "
-  "previous_version, phase, rollout, last_rollout, controller_pid, controller_start, created_at, updated_at";
+  "previous_version, phase, rollout, last_rollout, controller_pid, controller_start, created_at, updated_at, "
+  "sticky_header";
 
 nlohmann::json json_column(store::Statement& row, int column)
 {
@@ -50,6 +51,7 @@ Deployment read_deployment(store::Statement& row)
   d.controller_start = row.column_int64(16);
   d.created_at = row.column_text(17);
   d.updated_at = row.column_text(18);
+  d.sticky_header = row.column_text(19);
   return d;
 }
 
@@ -120,11 +122,12 @@ void Deployments::insert(const Deployment& d, const std::string& reason)
                                                   d.name, d.name, d.name));
     }
     m_db
-      .prepare(fmt::format("INSERT INTO deployments ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      .prepare(fmt::format("INSERT INTO deployments ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            columns))
       .bind_all(d.name, d.model, d.host, d.port, d.device, d.router_pid, d.router_start, d.token, d.log_path,
                 d.stable_version, d.stable_service, d.previous_version, d.phase, json_text(d.rollout),
-                json_text(d.last_rollout), d.controller_pid, d.controller_start, d.created_at, d.updated_at)
+                json_text(d.last_rollout), d.controller_pid, d.controller_start, d.created_at, d.updated_at,
+                d.sticky_header)
       .run();
     add_event(m_db, d, reason, nullptr);
   });
@@ -147,12 +150,11 @@ bool Deployments::transition(const Deployment& expected, Deployment changed, con
       changed.updated_at += "+";
     }
     m_db
-      .prepare("UPDATE deployments SET port = ?, router_pid = ?, router_start = ?, stable_version = ?, "
-               "stable_service = ?, previous_version = ?, phase = ?, rollout = ?, last_rollout = ?, controller_pid = ?, "
-               "controller_start = ?, updated_at = ? WHERE name = ?")
-      .bind_all(changed.port, changed.router_pid, changed.router_start, changed.stable_version, changed.stable_service,
-                changed.previous_version, changed.phase, json_text(changed.rollout), json_text(changed.last_rollout),
-                changed.controller_pid, changed.controller_start, changed.updated_at, changed.name)
+      .prepare("UPDATE deployments SET stable_version = ?, stable_service = ?, previous_version = ?, phase = ?, "
+               "rollout = ?, last_rollout = ?, controller_pid = ?, controller_start = ?, updated_at = ? WHERE name = ?")
+      .bind_all(changed.stable_version, changed.stable_service, changed.previous_version, changed.phase,
+                json_text(changed.rollout), json_text(changed.last_rollout), changed.controller_pid,
+                changed.controller_start, changed.updated_at, changed.name)
       .run();
     add_event(m_db, changed, reason, details);
     if (also) {
@@ -176,6 +178,24 @@ bool Deployments::claim_controller(const std::string& name, int pid, std::int64_
     }
   });
   return claimed;
+}
+
+void Deployments::record_router(const std::string& name, int pid, std::int64_t process_start, int port)
+{
+  store::write_transaction(m_db, [&] {
+    m_db.prepare("UPDATE deployments SET router_pid = ?, router_start = ?, port = ? WHERE name = ?")
+      .bind_all(pid, process_start, port, name)
+      .run();
+  });
+}
+
+void Deployments::note(const std::string& name, const std::string& reason)
+{
+  store::write_transaction(m_db, [&] {
+    auto d = get(name);
+    d.updated_at = util::now_iso8601();
+    add_event(m_db, d, reason, nullptr);
+  });
 }
 
 void Deployments::remove(const Deployment& d, const std::string& reason)

@@ -144,7 +144,7 @@ RolloutResult Deployer::start_rollout(const RolloutRequest& request)
                                                 d.name, d.phase, d.name));
   }
   if (target.version == d.stable_version) {
-    return {"nothing to do", fmt::format("{} is already the stable version of '{}'", target.ref(), d.name), d, {}};
+    return {"nothing to do", fmt::format("{} is already the stable version of '{}'", target.ref(), d.name), d, {}, {}};
   }
   std::vector<std::string> warnings;
   auto stable = registry.resolve(registry::parse_model_ref(fmt::format("{}@{}", d.model, d.stable_version)));
@@ -243,17 +243,28 @@ RolloutResult Deployer::promote(const std::string& name)
 RolloutResult Deployer::resume(const std::string& name)
 {
   auto d = m_deployments.get(name);
+  m_last_event = latest_event(name);
+  if (d.phase != "stable" && d.phase != "paused") {
+    claim(d);  // before restarting anything: a live controller may be doing it
+  }
+  auto restarted = restart_what_died(name);
+  d = m_deployments.get(name);
+  RolloutResult result;
   if (d.phase == "stable") {
-    return {"nothing to do", fmt::format("'{}' has no rollout under way", name), d, {}};
+    result = {restarted.empty() ? "nothing to do" : "restarted",
+              restarted.empty() ? fmt::format("'{}' has no rollout under way and nothing of it had died", name)
+                                : fmt::format("'{}' serves {}@{} at {} again", name, d.model, d.stable_version, d.url()),
+              d, {}, {}};
+  } else if (d.phase == "paused") {
+    result = {"paused", fmt::format("'{}' is paused at step {}; `mlops deploy promote {}` goes on", name,
+                                    d.rollout["step"].get<std::int64_t>() + 1, name),
+              d, {}, {}};
+  } else {
+    m_report({0, name, util::now_iso8601(), d.phase, std::nullopt, fmt::format("resumed by pid {}", getpid()), nullptr});
+    result = drive(name);
   }
-  if (d.phase == "paused") {
-    return {"paused", fmt::format("'{}' is paused at step {}; `mlops deploy promote {}` goes on", name,
-                                  d.rollout["step"].get<std::int64_t>() + 1, name),
-            d, {}};
-  }
-  claim(d);
-  m_report({0, name, util::now_iso8601(), d.phase, std::nullopt, fmt::format("resumed by pid {}", getpid()), nullptr});
-  return drive(name);
+  result.restarted = std::move(restarted);
+  return result;
 }
 
 RolloutResult Deployer::abort(const std::string& name)
@@ -261,7 +272,7 @@ RolloutResult Deployer::abort(const std::string& name)
   auto d = m_deployments.get(name);
   if (d.phase == "stable") {
     return {"nothing to do", fmt::format("'{}' has no rollout under way; version {} is stable", name, d.stable_version),
-            d, {}};
+            d, {}, {}};
   }
   m_last_event = latest_event(name);
   // The controller may move the row meanwhile (to the next step): abort what it is now.
@@ -282,11 +293,22 @@ bool Deployer::move(const Deployment& from, Deployment to, const std::string& re
   if (!m_deployments.transition(from, std::move(to), reason, details, also)) {
     return false;
   }
-  for (const auto& event : m_deployments.events(from.name, m_last_event)) {
+  report_new_events(from.name);
+  return true;
+}
+
+void Deployer::note(const std::string& name, const std::string& reason)
+{
+  m_deployments.note(name, reason);
+  report_new_events(name);
+}
+
+void Deployer::report_new_events(const std::string& name)
+{
+  for (const auto& event : m_deployments.events(name, m_last_event)) {
     m_last_event = event.id;
     m_report(event);
   }
-  return true;
 }
 
 bool Deployer::abort_with(const Deployment& d, const std::string& reason, const nlohmann::json& details)
@@ -310,7 +332,7 @@ RolloutResult Deployer::drive(const std::string& name)
     if (d.phase == "stable") {
       clean_up_after(d);
       const auto& last = d.last_rollout;
-      return {last.value("outcome", "nothing to do"), last.value("reason", ""), d, {}};
+      return {last.value("outcome", "nothing to do"), last.value("reason", ""), d, {}, {}};
     }
     if (d.phase == "paused") {
       auto step = d.rollout["step"].get<std::int64_t>();
@@ -320,7 +342,7 @@ RolloutResult Deployer::drive(const std::string& name)
                           name, step + 1, d.rollout["steps"].size(), percent_text(weight_at(d.rollout, step)),
                           d.rollout["to_version"].get<std::int64_t>(), name, name),
               d,
-              {}};
+              {}, {}};
     }
     try {
       if (d.phase == "starting") {
@@ -378,7 +400,18 @@ void Deployer::apply_routes(const std::string& name)
   nlohmann::json table = {{"model", d.model}, {"backends", backends}};
   // The file first: a router restarted from it gets the table the row says.
   util::write_file_atomic(d.dir(m_home) / "routes.json", table.dump(2) + "\n");
-  send_routes(d, table);
+  if (util::process_alive(d.router_pid, d.router_start)) {
+    send_routes(d, table);
+    return;
+  }
+  // The stable endpoint died (a reboot, the OOM killer): it comes back on its port, and its log
+  // is kept beside the new one, since it may say why.
+  std::error_code ignored;
+  fs::rename(d.dir(m_home) / "router.log", d.dir(m_home) / "router.log.1", ignored);
+  start_router(d, 60s);
+  auto now = m_deployments.get(d.name);
+  note(d.name, fmt::format("restarted the router (pid {}, port {}): pid {} had died; its log is {}.1", now.router_pid,
+                           now.port, d.router_pid, d.log_path));
 }
 
 bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration, const std::function<bool()>& aborted_early)
@@ -420,14 +453,7 @@ void Deployer::run_starting(const Deployment& d)
   serve::Services services(m_home, m_db);
   auto existing = services.find(to_service);
   if (!existing || !services.alive(*existing) || existing->version != to_version) {
-    serve::StartRequest start;
-    start.ref = registry::parse_model_ref(fmt::format("{}@{}", d.model, to_version));
-    start.name = to_service;
-    start.host = d.host;
-    start.device = d.device;
-    start.ready_timeout = std::chrono::milliseconds(rollout.value("ready_timeout_ms", std::int64_t{60'000}));
-    start.worker = m_worker;
-    services.start(start);
+    start_backend(d, to_version, std::chrono::milliseconds(rollout.value("ready_timeout_ms", std::int64_t{60'000})));
   }
   apply_routes(d.name);
 

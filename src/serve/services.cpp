@@ -255,11 +255,19 @@ Started Services::start(const StartRequest& request)
                         service.pid = pid;
                         service.process_start = process_start;
                         // Recorded at once: if this command dies while the worker starts, `serve ls` finds it.
+                        bool recorded = false;
                         store::write_transaction(m_db, [&] {
                           m_db.prepare("UPDATE services SET pid = ?, process_start = ? WHERE name = ? AND started_at = ?")
                             .bind_all(pid, process_start, service.name, service.started_at)
                             .run();
+                          recorded = m_db.changes() == 1;
                         });
+                        if (!recorded) {
+                          // Stopped before it had a pid (`serve stop`, a deployment's abort): the
+                          // worker must not run on with no row (launch_worker kills it).
+                          throw Error(ExitCode::conflict, fmt::format("the service '{}' was stopped while it started",
+                                                                      service.name));
+                        }
                       }};
   try {
     auto launched = launch_worker(launch);

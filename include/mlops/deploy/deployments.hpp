@@ -38,6 +38,7 @@ struct Deployment
   std::int64_t controller_start = 0;
   std::string created_at;
   std::string updated_at;
+  std::string sticky_header;  // the router's --sticky-header; empty for none
 
   std::string url() const;
   std::filesystem::path dir(const Home& home) const;  // .mlops/deployments/NAME
@@ -72,6 +73,11 @@ public:
                   const nlohmann::json& details = nullptr, const std::function<void()>& also = {});
   // Makes this process the rollout's controller unless another live one is: false then.
   bool claim_controller(const std::string& name, int pid, std::int64_t process_start);
+  // The router's process and port, once it has started (these columns are not the rollout's
+  // state: transition() leaves them alone, so a restarted router is never written over).
+  void record_router(const std::string& name, int pid, std::int64_t process_start, int port);
+  // An event that changes no state (a worker restarted), for the audit trail.
+  void note(const std::string& name, const std::string& reason);
   // Removes the row, leaving the events and a "removed" one.
   void remove(const Deployment& deployment, const std::string& reason);
 

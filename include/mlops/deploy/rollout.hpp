@@ -33,6 +33,7 @@
 #include "mlops/deploy/analysis.hpp"
 #include "mlops/deploy/deployments.hpp"
 #include "mlops/registry/registry.hpp"
+#include "mlops/serve/services.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -76,6 +77,7 @@ struct RolloutResult
   std::string reason;
   Deployment deployment;
   std::vector<std::string> warnings;
+  std::vector<std::string> restarted;  // what `deploy resume` found dead and started again
 };
 
 // Each transition, as it happens, for the command's progress lines.
@@ -92,6 +94,8 @@ public:
   RolloutResult start_rollout(const RolloutRequest& request);
   RolloutResult rollback(const std::string& name, std::chrono::milliseconds ready_timeout);
   RolloutResult promote(const std::string& name);
+  // Starts again what died (the stable version's worker, the router: after a reboot, say), then
+  // carries on the rollout under way, if any.
   RolloutResult resume(const std::string& name);
   RolloutResult abort(const std::string& name);
   void remove(const std::string& name, bool force);
@@ -109,6 +113,8 @@ private:
   bool move(const Deployment& from, Deployment to, const std::string& reason, const nlohmann::json& details = nullptr,
             const std::function<void()>& also = {});
   bool abort_with(const Deployment& deployment, const std::string& reason, const nlohmann::json& details = nullptr);
+  void note(const std::string& name, const std::string& reason);  // an event that changes no state
+  void report_new_events(const std::string& name);
   std::int64_t latest_event(const std::string& name);
   void clean_up_after(const Deployment& deployment);
   // Sleeps `duration` while watching the row, the new worker and Ctrl-C; false when the row
@@ -116,7 +122,14 @@ private:
   // or `aborted_early`, asked every quarter second, aborted it.
   bool watch(const Deployment& deployment, std::chrono::milliseconds duration,
              const std::function<bool()>& aborted_early = {});
+  // Derives the router's table from the row and sends it; a router that died is started again
+  // from it, on its port.
   void apply_routes(const std::string& name);
+  // The service DEPLOYMENT-vVERSION.
+  serve::Service start_backend(const Deployment& deployment, std::int64_t version,
+                               std::chrono::milliseconds ready_timeout);
+  void start_router(const Deployment& deployment, std::chrono::milliseconds ready_timeout);
+  std::vector<std::string> restart_what_died(const std::string& name);
   void claim(const Deployment& deployment);
 
   const Home& m_home;

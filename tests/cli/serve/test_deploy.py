@@ -545,3 +545,63 @@ def test_a_canary_without_traffic_is_rolled_back_after_three_inconclusive_window
     assert (status["phase"], status["stable_version"]) == ("stable", 1)
     assert "inconclusive" in status["last_rollout"]["reason"]
     assert list(deployed.services()) == ["web-v1"] and deployed.answered_by() == "web-v1"
+
+
+# 12. What died comes back ---------------------------------------------------------------------------
+
+
+def test_resume_starts_again_a_router_and_a_stable_worker_that_died(deployed):
+    """After a reboot (here: both SIGKILLed) the endpoint comes back on its URL, as the row says."""
+    status = deployed.status()
+    old_router = status["router"]["pid"]
+    [old_worker] = status["backends"]
+    for pid in (old_router, old_worker["pid"]):
+        os.kill(pid, signal.SIGKILL)
+    deployed.wait_for(lambda: not running(old_router) and not running(old_worker["pid"]), "both processes ending")
+    status = deployed.status()
+    assert (status["router"]["alive"], status["router"]["ready"], status["backends"]) == (False, False, []), status
+    shown = deployed.ok("deploy", "status", "web")
+    assert "dead: `mlops deploy resume web` starts it again" in shown, shown
+
+    result = deployed.run("deploy", "resume", "web")
+    assert (result.returncode, result.stdout) == (0, f"'web' serves mlp@1 at {deployed.url} again\n"), result
+    new_worker = deployed.services()["web-v1"]["pid"]
+    status = deployed.status()
+    new_router = status["router"]["pid"]
+    assert status["router"]["alive"] and status["url"] == deployed.url and new_router != old_router, status
+    assert progress_lines(result.stderr) == [
+        f"mlops: deploy web: restarted the worker of version 1 (web-v1, pid {new_worker}): pid {old_worker['pid']} had died",
+        f"mlops: deploy web: restarted the router (pid {new_router}, port {deployed.url.rsplit(':', 1)[1]}): pid "
+        f"{old_router} had died; its log is deployments/web/router.log.1"], result
+    assert (deployed.path / ".mlops/deployments/web/router.log.1").exists()
+    assert deployed.weights() == {"web-v1": 100} and deployed.answered_by() == "web-v1"
+    assert [e["reason"].split(" (")[0] for e in deployed.events()[-2:]] == ["restarted the worker of version 1",
+                                                                            "restarted the router"]
+    again = deployed.doc("deploy", "resume", "web", schema="deploy-rollout")
+    assert (again["outcome"], again["restarted"]) == ("nothing to do", []), again
+    # The router alone, in --json.
+    os.kill(new_router, signal.SIGKILL)
+    deployed.wait_for(lambda: not running(new_router), "the router ending")
+    document = deployed.doc("deploy", "resume", "web", schema="deploy-rollout")
+    new_router = document["router_pid"]
+    assert (document["outcome"], document["restarted"]) == ("restarted", [f"the router (pid {new_router})"]), document
+    assert running(new_router) and deployed.answered_by() == "web-v1"
+
+    # A rollout's transitions keep the new router's pid (they once wrote back the one they read).
+    promoted = deployed.doc("deploy", "canary", "web", "--to", "mlp@2", "--steps", "100", "--interval", "1s",
+                            "--min-requests", "0", *READY, schema="deploy-rollout")
+    assert (promoted["outcome"], promoted["router_pid"]) == ("promoted", new_router), promoted
+    assert deployed.status()["router"] == {**deployed.status()["router"], "pid": new_router, "alive": True}
+
+
+def test_a_router_restarted_by_a_rollout_keeps_its_sticky_header(deployed):
+    created = deployed.doc("deploy", "create", "api", "--model", "mlp@1", "--sticky-header", "X-User", *READY,
+                           schema="deploy-create")
+    os.kill(created["router_pid"], signal.SIGKILL)
+    deployed.wait_for(lambda: not running(created["router_pid"]), "the router ending")
+    # The rollout's first table goes to a router started again from the row, on the same port.
+    promoted = deployed.doc("deploy", "canary", "api", "--to", "mlp@2", "--steps", "100", "--interval", "1s",
+                            "--min-requests", "0", *READY, schema="deploy-rollout")
+    assert (promoted["outcome"], promoted["url"], promoted["router_alive"]) == ("promoted", created["url"], True)
+    argv = Path(f"/proc/{promoted['router_pid']}/cmdline").read_bytes().split(b"\0")
+    assert argv[argv.index(b"--sticky-header") + 1] == b"X-User", argv
