@@ -468,7 +468,12 @@ TEST_CASE("HttpResponseParser: answers fed whole, byte by byte and in pieces agr
      true},
     {"204: no body", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false, false, 204, "", true},
     {"304: no body", "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", false, false, 304, "", true},
-    {"1xx: no body", "HTTP/1.1 100 Continue\r\n\r\n", false, false, 100, "", true},
+    {"an interim 100 Continue is passed over", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+     false, false, 200, "ok", true},
+    {"interim answers with fields, then a final one that closes",
+     "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503\r\nConnection: close\r\n"
+     "Content-Length: 2\r\n\r\nno",
+     false, false, 503, "no", false},
     {"no Content-Length: the body runs until the close", "HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nall of it", false, true, 200,
      "all of it", false},
     {"until the close, empty", "HTTP/1.1 500 Internal Server Error\r\n\r\n", false, true, 500, "", false},
@@ -486,6 +491,14 @@ TEST_CASE("HttpResponseParser: answers fed whole, byte by byte and in pieces agr
     CHECK(read.answer.body == item.body);
     CHECK(read.answer.keep_alive == item.keep_alive);
   }
+}
+
+TEST_CASE("HttpResponseParser: an interim answer leaves none of its fields in the final one")
+{
+  auto read = read_answer_every_way("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n"
+                                    "Content-Length: 2\r\n\r\nok");
+  REQUIRE(read.status == AnswerStatus::complete);
+  CHECK(read.answer.headers == std::vector<std::pair<std::string, std::string>>{{"content-length", "2"}});
 }
 
 TEST_CASE("HttpResponseParser: header fields in lower case, values trimmed")
@@ -530,6 +543,7 @@ TEST_CASE("HttpResponseParser: each refusal says why, fed whole or in pieces")
     {"below 100", "HTTP/1.1 099 OK\r\n\r\n", not_status_line},
     {"above 599", "HTTP/1.1 600 OK\r\n\r\n", not_status_line},
     {"a request", "GET / HTTP/1.1\r\n\r\n", not_status_line},
+    {"101 Switching Protocols", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "switched protocols"},
     {"no colon", "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", malformed_field},
     {"a space in the name", "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", malformed_field},
     {"folded", "HTTP/1.1 200 OK\r\nA: x\r\n folded\r\n\r\n", malformed_field},

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct HttpResponse
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> fields;  // extra header fields
+  // The length an answer to HEAD declares, when its body is not at hand (the router relays a
+  // backend's answer to HEAD, which has none); unset: body.size().
+  std::optional<size_t> head_length = std::nullopt;
 };
 
 // A JSON answer; errors are {"error": message}, from the worker and the router alike.

@@ -40,7 +40,7 @@ struct BackendStats
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> answered_2xx{0};
   std::atomic<std::uint64_t> answered_4xx{0};
-  std::atomic<std::uint64_t> answered_5xx{0};  // and 1xx/3xx, which no backend should send
+  std::atomic<std::uint64_t> answered_5xx{0};  // and 3xx, which no backend should send
   std::atomic<std::uint64_t> failed{0};        // no answer: refused, broken, timed out
   std::atomic<std::uint64_t> retried{0};       // of the failed, sent once more elsewhere
   Histogram seconds;                           // answered requests, from sending to the whole answer
@@ -414,6 +414,8 @@ void Router::on_result(const std::shared_ptr<Exchange>& exchange, size_t backend
     for (auto& [name, value] : answer.headers) {
       if (name == "content-type") {
         response.content_type = std::move(value);
+      } else if (name == "content-length" && exchange->head) {
+        response.head_length = std::stoull(value);  // the parser checked it is a byte count
       } else if (!hop_by_hop(name) && name != "x-request-id") {
         response.fields.emplace_back(std::move(name), std::move(value));
       }

@@ -492,9 +492,17 @@ HttpResponseParser::Status HttpResponseParser::parse_head()
     }
     m_answer.headers.emplace_back(std::move(name), std::string(value));
   }
-  m_answer.keep_alive = !close_said && (!http_1_0 || keep_alive_said);
   m_head.clear();
-  bool no_body = m_head_request || m_answer.status < 200 || m_answer.status == 204 || m_answer.status == 304;
+  if (m_answer.status == 101) {
+    return fail("the backend switched protocols (101); the router relays HTTP/1.1 answers only");
+  }
+  if (m_answer.status < 200) {
+    // An interim answer (100 Continue, 103 Early Hints): the final one follows on the same connection.
+    m_answer = {};
+    return Status::incomplete;
+  }
+  m_answer.keep_alive = !close_said && (!http_1_0 || keep_alive_said);
+  bool no_body = m_head_request || m_answer.status == 204 || m_answer.status == 304;
   if (no_body || content_length == size_t{0}) {
     m_state = State::done;
     return Status::complete;

@@ -458,7 +458,8 @@ void HttpEventLoop::write_response(Connection& connection, HttpResponse&& respon
     response.fields.emplace_back("Connection", "keep-alive");
   }
   m_responses.count(response.status);
-  auto head = http_response_head(response.status, response.content_type, response.body.size(), response.fields, close);
+  auto length = connection.head_only ? response.head_length.value_or(response.body.size()) : response.body.size();
+  auto head = http_response_head(response.status, response.content_type, length, response.fields, close);
   connection.closing = close;
   write(connection, head, connection.head_only ? std::string_view() : std::string_view(response.body));
 }

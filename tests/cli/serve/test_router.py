@@ -180,6 +180,9 @@ def test_weights_split_the_traffic_and_a_version_in_the_path_picks_its_backend(b
         assert_mlp_answer(router.infer(BODY, path=path), name)
         metadata = router.get(f"/v2/models/mlp/versions/{version}")
         assert (backend_of(metadata), metadata.json()["versions"]) == (name, [version])
+        # HEAD declares the length GET would send, though the backend sent the router no body.
+        head = router.call("HEAD", f"/v2/models/mlp/versions/{version}")
+        assert (head.status, head.headers["content-length"], head.body) == (200, str(len(metadata.body)), b""), head
     for path in ("/v2/models/mlp/versions/3/infer", "/v2/models/mlp/versions/3"):
         reply = router.call("POST" if path.endswith("infer") else "GET", path, body=BODY)
         error_of(reply, 404, "version 3", "b1 (version 1), b2 (version 2)")
@@ -346,8 +349,8 @@ def test_with_every_backend_down_the_error_names_the_backend_and_why(route):
 
 class FakeBackend:
     """A loopback server that passes the router's health checks but meets every other request with
-    `behaviour`: "silence" (reads it, never answers, keeps the connection) or "garbage" (bytes that
-    are not HTTP, then it closes)."""
+    `behaviour`: "silence" (reads it, never answers, keeps the connection), "garbage" (bytes that
+    are not HTTP, then it closes) or "interim" (100 Continue and 103 Early Hints before a 200)."""
 
     def __init__(self, behaviour: str):
         self.behaviour = behaviour
@@ -376,6 +379,9 @@ class FakeBackend:
                 if request_line.split()[1] == b"/v2/health/ready":
                     connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 14\r\n"
                                        b"\r\n{\"ready\":true}")
+                elif self.behaviour == "interim":
+                    connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                                       b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\nfinally")
                 elif self.behaviour == "silence":
                     self.held.append(connection)
                     return
@@ -426,6 +432,15 @@ def test_a_backend_that_answers_garbage_gets_502_with_a_reason(fake_backend, rou
     assert reply.headers["x-mlops-backend"] == "junk"
     stats = router.stats()["backends"]["junk"]
     assert (stats["requests"], stats["failed"], stats["retried"]) == (1, 1, 0), "an answer that began is not repeated"
+
+
+def test_interim_answers_are_passed_over_for_the_final_one(fake_backend, route):
+    router = route(table({"chatty": fake_backend("interim")}, chatty=100))
+    for _ in range(2):  # and the kept-alive connection stays in step
+        reply = router.infer(BODY)
+        assert (reply.status, reply.body, reply.headers["content-type"]) == (200, b"finally", "text/plain"), reply
+        assert "link" not in reply.headers, reply.headers
+    assert router.stats()["backends"]["chatty"]["answered_2xx"] == 2
 
 
 # Metrics --------------------------------------------------------------------------------------------
