@@ -154,11 +154,10 @@ void run_status(Context& context, const DeployOptions& options)
                                       backend["version"].get<std::int64_t>(), backend["weight"].get<int>(),
                                       backend["healthy"].get<bool>() ? "healthy" : "unhealthy", backend["pid"].get<int>()));
   }
-  const auto& rollout = status["rollout"];
-  if (rollout.is_object()) {
-    fields.add("rollout", fmt::format("{} to version {}, step {} of {} ({})", rollout["strategy"].get<std::string>(),
-                                      rollout["to_version"].get<std::int64_t>(), rollout["step"].get<std::int64_t>() + 1,
-                                      rollout["steps"].size(), fmt::join(rollout["steps"].get<std::vector<std::string>>(), ",")));
+  if (status["rollout"].is_object()) {
+    auto rollout = Rollout::from_json(status["rollout"]);
+    fields.add("rollout", fmt::format("{} to version {}, step {} of {} ({})", rollout.strategy, rollout.to_version,
+                                      rollout.step + 1, rollout.steps.size(), fmt::join(rollout.steps, ",")));
     const auto& controller = status["controller"];
     fields.add("controller", controller.is_object() && controller["alive"].get<bool>()
                                ? fmt::format("pid {}, running", controller["pid"].get<int>())
@@ -171,9 +170,8 @@ void run_status(Context& context, const DeployOptions& options)
                                             analysis["at"].get<std::string>(), analysis["reason"].get<std::string>()));
   }
   if (status["last_rollout"].is_object()) {
-    const auto& last = status["last_rollout"];
-    fields.add("last rollout", fmt::format("{} to version {}: {}", last["strategy"].get<std::string>(),
-                                           last["to_version"].get<std::int64_t>(), last.value("outcome", "?")));
+    auto last = FinishedRollout::from_json(status["last_rollout"]);
+    fields.add("last rollout", fmt::format("{} to version {}: {}", last.strategy, last.to_version, last.outcome));
   }
   context.out().result(status, fields);
 }

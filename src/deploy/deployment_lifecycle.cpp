@@ -187,8 +187,8 @@ nlohmann::json Deployer::status(const std::string& name)
                            {"previous_version", d.previous_version ? nlohmann::json(*d.previous_version) : nlohmann::json()},
                            {"router", process(d.router_pid, d.router_start)},
                            {"controller", d.controller_pid > 0 ? process(d.controller_pid, d.controller_start) : nlohmann::json()},
-                           {"rollout", d.rollout},
-                           {"last_rollout", d.last_rollout},
+                           {"rollout", d.rollout ? d.rollout->to_json() : nlohmann::json()},
+                           {"last_rollout", d.last_rollout ? d.last_rollout->to_json() : nlohmann::json()},
                            {"created_at", d.created_at},
                            {"updated_at", d.updated_at}};
   status["router"]["log"] = d.log_path;

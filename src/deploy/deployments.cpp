@@ -29,6 +29,37 @@ std::optional<std::string> json_text(const nlohmann::json& document)
   return document.is_null() ? std::nullopt : std::optional(document.dump());
 }
 
+// A rollout column's text: SQL NULL for none.
+template <typename Stored>
+std::optional<std::string> json_text(const std::optional<Stored>& rollout)
+{
+  return rollout ? std::optional(rollout->to_json().dump()) : std::nullopt;
+}
+
+// Only mlops writes these columns, so a row it cannot read was changed by something else: an
+// error naming the deployment, rather than a JSON library's message from whichever command
+// touched the row next.
+void read_rollouts(store::Statement& row, Deployment& d)
+{
+  try {
+    if (auto text = row.column_optional_text(13)) {
+      d.rollout = Rollout::from_json(nlohmann::json::parse(*text));
+    }
+    if (auto text = row.column_optional_text(14)) {
+      d.last_rollout = FinishedRollout::from_json(nlohmann::json::parse(*text));
+    }
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(ExitCode::integrity, fmt::format("the row of deployment '{}' holds a rollout that mlops cannot read "
+                                                 "({}); was the database changed by something other than mlops?",
+                                                 d.name, error.what()));
+  }
+  if (d.phase != "stable" && !d.rollout) {
+    throw Error(ExitCode::integrity, fmt::format("the deployment '{}' is {}, but its row holds no rollout; was the "
+                                                 "database changed by something other than mlops?",
+                                                 d.name, d.phase));
+  }
+}
+
 Deployment read_deployment(store::Statement& row)
 {
   Deployment d;
@@ -45,22 +76,18 @@ Deployment read_deployment(store::Statement& row)
   d.stable_service = row.column_text(10);
   d.previous_version = row.column_optional_int64(11);
   d.phase = row.column_text(12);
-  d.rollout = json_column(row, 13);
-  d.last_rollout = json_column(row, 14);
   d.controller_pid = static_cast<int>(row.column_int64(15));
   d.controller_start = row.column_int64(16);
   d.created_at = row.column_text(17);
   d.updated_at = row.column_text(18);
   d.sticky_header = row.column_text(19);
+  read_rollouts(row, d);
   return d;
 }
 
 void add_event(store::Database& db, const Deployment& d, const std::string& reason, const nlohmann::json& details)
 {
-  std::optional<std::int64_t> step;
-  if (d.rollout.is_object() && d.rollout.contains("step")) {
-    step = d.rollout["step"].get<std::int64_t>();
-  }
+  auto step = d.rollout ? std::optional(d.rollout->step) : std::nullopt;
   db.prepare("INSERT INTO deployment_events (deployment, at, phase, step, reason, details) VALUES (?, ?, ?, ?, ?, ?)")
     .bind_all(d.name, d.updated_at, d.phase, step, reason, json_text(details))
     .run();
@@ -204,7 +231,7 @@ void Deployments::remove(const Deployment& d, const std::string& reason)
     m_db.prepare("DELETE FROM deployments WHERE name = ?").bind(1, d.name).run();
     auto gone = d;
     gone.phase = "removed";
-    gone.rollout = nullptr;
+    gone.rollout.reset();
     gone.updated_at = util::now_iso8601();
     add_event(m_db, gone, reason, nullptr);
   });

@@ -59,16 +59,6 @@ public:
 private:
   int m_fd = -1;
 };
-int weight_at(const nlohmann::json& rollout, std::int64_t step)
-{
-  const auto& steps = rollout["steps"];
-  for (auto i = std::min<std::int64_t>(step, static_cast<std::int64_t>(steps.size()) - 1); i >= 0; --i) {
-    if (steps[i] != "pause") {
-      return std::stoi(steps[i].get<std::string>());
-    }
-  }
-  return 0;
-}
 
 std::string percent_text(int weight)
 {
@@ -96,28 +86,26 @@ void parse_steps(const std::vector<std::string>& steps)
   }
 }
 
-// A new rollout's plan and progress, as the deployment's row keeps it (deploy-status.schema.json).
-nlohmann::json rollout_plan(const Deployment& d, const RolloutRequest& request, std::int64_t to_version, bool forced)
+// A new rollout, at its first step, from the deployment's stable version to `to_version`.
+Rollout rollout_plan(const Deployment& d, const RolloutRequest& request, std::int64_t to_version, bool forced)
 {
-  return {{"strategy", request.strategy},
-          {"from_version", d.stable_version},
-          {"from_service", d.stable_service},
-          {"to_version", to_version},
-          {"to_service", backend_service_name(d.name, to_version)},
-          {"steps", request.steps},
-          {"step", 0},
-          {"analysis", request.analysis ? request.analysis->to_json() : nlohmann::json()},
-          {"pre_analysis", request.pre_analysis ? request.pre_analysis->to_json() : nlohmann::json()},
-          {"failure_limit", request.failure_limit},
-          {"failures", 0},
-          {"inconclusive", 0},
-          {"scale_down_delay_ms", request.scale_down_delay.count()},
-          {"set_alias", request.set_alias ? nlohmann::json(*request.set_alias) : nlohmann::json()},
-          {"sample_body", request.sample_body},
-          {"forced", forced},
-          {"ready_timeout_ms", request.ready_timeout.count()},
-          {"started_at", util::now_iso8601()},
-          {"abort_reason", nullptr}};
+  Rollout rollout;
+  rollout.strategy = request.strategy;
+  rollout.from_version = d.stable_version;
+  rollout.from_service = d.stable_service;
+  rollout.to_version = to_version;
+  rollout.to_service = backend_service_name(d.name, to_version);
+  rollout.steps = request.steps;
+  rollout.analysis = request.analysis;
+  rollout.pre_analysis = request.pre_analysis;
+  rollout.failure_limit = request.failure_limit;
+  rollout.scale_down_delay = request.scale_down_delay;
+  rollout.set_alias = request.set_alias;
+  rollout.sample_body = request.sample_body;
+  rollout.forced = forced;
+  rollout.ready_timeout = request.ready_timeout;
+  rollout.started_at = util::now_iso8601();
+  return rollout;
 }
 
 } // namespace
@@ -175,20 +163,19 @@ RolloutResult Deployer::rollback(const std::string& name, std::chrono::milliseco
     throw Error(ExitCode::not_found, fmt::format("'{}' has had no promotion to roll back: version {} is its first",
                                                  name, d.stable_version));
   }
-  const auto& last = d.last_rollout;
   RolloutRequest request;
   request.strategy = "rollback";
   request.steps = {"100"};
   request.ready_timeout = ready_timeout;
   // The alias the promotion moved goes back with it.
-  if (last.is_object() && last.contains("set_alias") && last["set_alias"].is_string()) {
-    request.set_alias = last["set_alias"].get<std::string>();
+  if (d.last_rollout) {
+    request.set_alias = d.last_rollout->set_alias;
   }
   auto rollout = rollout_plan(d, request, *d.previous_version, false);
   return begin(d, rollout, fmt::format("rollback from version {} to {}", d.stable_version, *d.previous_version), {});
 }
 
-RolloutResult Deployer::begin(Deployment d, nlohmann::json rollout, const std::string& reason,
+RolloutResult Deployer::begin(Deployment d, Rollout rollout, const std::string& reason,
                               std::vector<std::string> warnings)
 {
   m_last_event = latest_event(d.name);
@@ -231,11 +218,8 @@ RolloutResult Deployer::promote(const std::string& name)
   claim(d);
   d = m_deployments.get(name);
   auto next = d;
-  next.phase = "progressing";
-  next.rollout["step"] = d.rollout["step"].get<std::int64_t>() + 1;
-  if (next.rollout["step"].get<size_t>() >= d.rollout["steps"].size()) {
-    next.phase = "finishing";
-  }
+  next.rollout->step += 1;
+  next.phase = next.rollout->past_last_step() ? "finishing" : "progressing";
   move(d, next, "promoted past the pause by `mlops deploy promote`");
   return drive(name);
 }
@@ -257,7 +241,7 @@ RolloutResult Deployer::resume(const std::string& name)
               d, {}, {}};
   } else if (d.phase == "paused") {
     result = {"paused", fmt::format("'{}' is paused at step {}; `mlops deploy promote {}` goes on", name,
-                                    d.rollout["step"].get<std::int64_t>() + 1, name),
+                                    d.rollout->step + 1, name),
               d, {}, {}};
   } else {
     m_report({0, name, util::now_iso8601(), d.phase, std::nullopt, fmt::format("resumed by pid {}", getpid()), nullptr});
@@ -315,7 +299,7 @@ bool Deployer::abort_with(const Deployment& d, const std::string& reason, const 
 {
   auto next = d;
   next.phase = "aborting";
-  next.rollout["abort_reason"] = reason;
+  next.rollout->abort_reason = reason;
   return move(d, next, reason, details);
 }
 
@@ -331,16 +315,18 @@ RolloutResult Deployer::drive(const std::string& name)
     auto d = m_deployments.get(name);
     if (d.phase == "stable") {
       clean_up_after(d);
-      const auto& last = d.last_rollout;
-      return {last.value("outcome", "nothing to do"), last.value("reason", ""), d, {}, {}};
+      if (!d.last_rollout) {
+        return {"nothing to do", "", d, {}, {}};
+      }
+      return {d.last_rollout->outcome, d.last_rollout->reason, d, {}, {}};
     }
     if (d.phase == "paused") {
-      auto step = d.rollout["step"].get<std::int64_t>();
+      const auto& rollout = *d.rollout;
       return {"paused",
               fmt::format("'{}' is paused at step {} of {} with {} of requests on version {}; `mlops deploy promote {}` "
                           "goes on, `mlops deploy abort {}` goes back",
-                          name, step + 1, d.rollout["steps"].size(), percent_text(weight_at(d.rollout, step)),
-                          d.rollout["to_version"].get<std::int64_t>(), name, name),
+                          name, rollout.step + 1, rollout.steps.size(), percent_text(rollout.current_weight()),
+                          rollout.to_version, name, name),
               d,
               {}, {}};
     }
@@ -359,7 +345,7 @@ RolloutResult Deployer::drive(const std::string& name)
         throw Error(ExitCode::interrupted,
                     fmt::format("interrupted; the rollout of '{}' stays where it was ({}, step {}): `mlops deploy resume {}` "
                                 "goes on, `mlops deploy abort {}` goes back",
-                                name, d.phase, d.rollout.value("step", std::int64_t{0}) + 1, name, name));
+                                name, d.phase, d.rollout->step + 1, name, name));
       }
       if (d.phase == "aborting") {
         throw;
@@ -378,9 +364,9 @@ void Deployer::apply_routes(const std::string& name)
   int to_new = 0;
   std::optional<serve::Service> added;
   if (d.phase != "stable" && d.phase != "aborting") {
-    to_new = d.phase == "starting" ? 0 : d.phase == "finishing" ? 100 : weight_at(d.rollout, d.rollout["step"].get<std::int64_t>());
-    added = services.find(d.rollout["to_service"].get<std::string>());
-    if (added && added->version != d.rollout["to_version"].get<std::int64_t>()) {
+    to_new = d.phase == "starting" ? 0 : d.phase == "finishing" ? 100 : d.rollout->current_weight();
+    added = services.find(d.rollout->to_service);
+    if (added && added->version != d.rollout->to_version) {
       added.reset();  // a service of that name serving something else is not ours
     }
   }
@@ -417,7 +403,7 @@ void Deployer::apply_routes(const std::string& name)
 bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration, const std::function<bool()>& aborted_early)
 {
   serve::Services services(m_home, m_db);
-  auto service = services.find(d.rollout["to_service"].get<std::string>());
+  auto service = services.find(d.rollout->to_service);
   auto end = Clock::now() + duration;
   auto next_look = Clock::now() + 250ms;
   while (true) {
@@ -428,8 +414,7 @@ bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration, co
     }
     if (!service || !services.alive(*service)) {
       abort_with(d, fmt::format("the worker of version {} died (pid {}); `mlops serve logs {}` may say why",
-                                d.rollout["to_version"].get<std::int64_t>(), service ? service->pid : 0,
-                                d.rollout["to_service"].get<std::string>()));
+                                d.rollout->to_version, service ? service->pid : 0, d.rollout->to_service));
       return false;
     }
     if (Clock::now() >= end) {
@@ -447,13 +432,13 @@ bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration, co
 
 void Deployer::run_starting(const Deployment& d)
 {
-  const auto& rollout = d.rollout;
-  auto to_version = rollout["to_version"].get<std::int64_t>();
-  auto to_service = rollout["to_service"].get<std::string>();
+  const auto& rollout = *d.rollout;
+  auto to_version = rollout.to_version;
+  const auto& to_service = rollout.to_service;
   serve::Services services(m_home, m_db);
   auto existing = services.find(to_service);
   if (!existing || !services.alive(*existing) || existing->version != to_version) {
-    start_backend(d, to_version, std::chrono::milliseconds(rollout.value("ready_timeout_ms", std::int64_t{60'000})));
+    start_backend(d, to_version, rollout.ready_timeout);
   }
   apply_routes(d.name);
 
@@ -461,7 +446,7 @@ void Deployer::run_starting(const Deployment& d)
   auto fields = admin_fields(d);
   fields.push_back("X-Mlops-Backend: " + to_service);
   auto url = fmt::format("{}/v2/models/{}/infer", d.url(), d.model);
-  auto body = rollout.value("sample_body", std::string());
+  auto body = rollout.sample_body;
   if (body.empty()) {
     auto metadata = router_call(serve::http_get(fmt::format("{}/v2/models/{}", d.url(), d.model), 5s, fields), d,
                                 "describe the new version");
@@ -478,8 +463,8 @@ void Deployer::run_starting(const Deployment& d)
     }
   }
   nlohmann::json details = {{"smoke_requests", smoke_requests}};
-  if (!rollout["pre_analysis"].is_null()) {
-    auto criteria = Criteria::from_json(rollout["pre_analysis"]);
+  if (rollout.pre_analysis) {
+    const auto& criteria = *rollout.pre_analysis;
     auto before = router_stats(d);
     serve::LoadOptions load;
     load.url = url;
@@ -506,10 +491,10 @@ void Deployer::run_starting(const Deployment& d)
 
 void Deployer::run_progressing(const Deployment& d)
 {
-  auto rollout = d.rollout;
-  auto step = rollout["step"].get<std::int64_t>();
-  const auto& steps = rollout["steps"];
-  auto to_version = rollout["to_version"].get<std::int64_t>();
+  const auto& rollout = *d.rollout;
+  auto step = rollout.step;
+  const auto& steps = rollout.steps;
+  auto to_version = rollout.to_version;
   if (steps[step] == "pause") {
     auto next = d;
     next.phase = "paused";
@@ -517,34 +502,33 @@ void Deployer::run_progressing(const Deployment& d)
     return;
   }
   apply_routes(d.name);
-  auto weight = weight_at(rollout, step);
+  auto weight = rollout.current_weight();
   auto next = d;
   auto advance = [&](const std::string& why, const nlohmann::json& details) {
-    next.rollout["step"] = step + 1;
-    next.rollout["failures"] = 0;
-    next.rollout["inconclusive"] = 0;
-    next.phase = static_cast<size_t>(step + 1) >= steps.size() ? "finishing" : "progressing";
+    next.rollout->step = step + 1;
+    next.rollout->failures = 0;
+    next.rollout->inconclusive = 0;
+    next.phase = next.rollout->past_last_step() ? "finishing" : "progressing";
     auto entering = next.phase == "finishing"
                       ? std::string("; promoting")
                       : steps[step + 1] == "pause" ? std::string()
                                                    : fmt::format("; step {}: {} to version {}", step + 2,
-                                                                 percent_text(weight_at(next.rollout, step + 1)), to_version);
+                                                                 percent_text(next.rollout->current_weight()), to_version);
     move(d, next, why + entering, details);
   };
-  if (rollout["analysis"].is_null()) {
+  if (!rollout.analysis) {
     advance(fmt::format("step {}: {} to version {}", step + 1, percent_text(weight), to_version), nullptr);
     return;
   }
-  auto criteria = Criteria::from_json(rollout["analysis"]);
+  const auto& criteria = *rollout.analysis;
   auto before = router_stats(d);
   auto where = fmt::format("step {} ({} to version {})", step + 1, percent_text(weight), to_version);
   // Errors end the window early once there are enough requests to judge: every request more
   // would go to a version already known to be bad. (Only with no --failure-limit to spend.)
   auto fails_already = [&] {
-    auto so_far = window_of(before, router_stats(d), rollout["to_service"].get<std::string>());
+    auto so_far = window_of(before, router_stats(d), rollout.to_service);
     auto analysis = analyse(so_far, std::nullopt, criteria);
-    if (analysis.verdict != Verdict::fail || so_far.requests < criteria.min_requests ||
-        rollout["failure_limit"].get<int>() > 0) {
+    if (analysis.verdict != Verdict::fail || so_far.requests < criteria.min_requests || rollout.failure_limit > 0) {
       return false;
     }
     abort_with(d, fmt::format("{}: analysis failed before the end of the window: {}", where, analysis.reason),
@@ -555,74 +539,70 @@ void Deployer::run_progressing(const Deployment& d)
     return;
   }
   auto after = router_stats(d);
-  auto candidate = window_of(before, after, rollout["to_service"].get<std::string>());
+  auto candidate = window_of(before, after, rollout.to_service);
   std::optional<BackendWindow> baseline;
   if (weight < 100) {
-    baseline = window_of(before, after, rollout["from_service"].get<std::string>());
+    baseline = window_of(before, after, rollout.from_service);
   }
   auto analysis = analyse(candidate, baseline, criteria);
   nlohmann::json details = {{"weight", weight}, {"analysis", analysis.to_json()}};
   if (analysis.verdict == Verdict::pass) {
     advance(fmt::format("{}: analysis {}", where, analysis.reason), details);
   } else if (analysis.verdict == Verdict::fail) {
-    auto failures = rollout["failures"].get<int>() + 1;
-    auto limit = rollout["failure_limit"].get<int>();
+    auto failures = rollout.failures + 1;
+    auto limit = rollout.failure_limit;
     if (failures > limit) {
       abort_with(d, fmt::format("{}: analysis failed: {}", where, analysis.reason), details);
       return;
     }
-    next.rollout["failures"] = failures;
+    next.rollout->failures = failures;
     move(d, next, fmt::format("{}: analysis failed ({} of {} tolerated by --failure-limit): {}; measuring again", where,
                               failures, limit, analysis.reason),
          details);
   } else {
-    auto inconclusive = rollout["inconclusive"].get<int>() + 1;
+    auto inconclusive = rollout.inconclusive + 1;
     if (inconclusive >= inconclusive_limit) {
       abort_with(d, fmt::format("{}: {} windows in a row, {}", where, inconclusive, analysis.reason),
                  details);
       return;
     }
-    next.rollout["inconclusive"] = inconclusive;
+    next.rollout->inconclusive = inconclusive;
     move(d, next, fmt::format("{}: {}; measuring again", where, analysis.reason), details);
   }
 }
 
 void Deployer::run_finishing(const Deployment& d)
 {
-  const auto& rollout = d.rollout;
-  auto to_version = rollout["to_version"].get<std::int64_t>();
+  const auto& rollout = *d.rollout;
+  auto to_version = rollout.to_version;
   apply_routes(d.name);  // 100% to the new version; the old one stays warm (an abort goes back to it)
-  auto delay = std::chrono::milliseconds(rollout["scale_down_delay_ms"].get<std::int64_t>());
-  if (delay.count() > 0 && !watch(d, delay)) {
+  if (rollout.scale_down_delay.count() > 0 && !watch(d, rollout.scale_down_delay)) {
     return;
   }
   // The promotion: the row and the alias move in one transaction, before anything is stopped,
   // so an abort can no longer race with it, and a kill leaves only the old worker to stop.
   std::string alias_note;
   std::function<void()> move_alias;
-  if (rollout["set_alias"].is_string()) {
-    auto alias = rollout["set_alias"].get<std::string>();
+  if (rollout.set_alias) {
+    auto alias = *rollout.set_alias;
     alias_note = fmt::format("; {}@{} now names version {}", d.model, alias, to_version);
     move_alias = [this, &d, alias, to_version, &rollout] {
       registry::Registry registry(m_home, m_db);
       bool changed = false;
       registry.set_alias_in_transaction(d.model, alias, to_version,
-                                        fmt::format("mlops deploy {} {}", rollout["strategy"].get<std::string>(), d.name),
-                                        changed);
+                                        fmt::format("mlops deploy {} {}", rollout.strategy, d.name), changed);
     };
   }
   auto next = d;
   next.phase = "stable";
   next.stable_version = to_version;
-  next.stable_service = rollout["to_service"].get<std::string>();
-  next.previous_version = rollout["from_version"].get<std::int64_t>();
-  auto reason = fmt::format("promoted: version {} is stable, version {} stops{}", to_version,
-                            rollout["from_version"].get<std::int64_t>(), alias_note);
-  next.last_rollout = rollout;
-  next.last_rollout["outcome"] = "promoted";  // for `deploy rollback` too: the old version was promoted again
-  next.last_rollout["reason"] = reason;
-  next.last_rollout["ended_at"] = util::now_iso8601();
-  next.rollout = nullptr;
+  next.stable_service = rollout.to_service;
+  next.previous_version = rollout.from_version;
+  auto reason = fmt::format("promoted: version {} is stable, version {} stops{}", to_version, rollout.from_version,
+                            alias_note);
+  // "promoted" for `deploy rollback` too: the old version was promoted again.
+  next.last_rollout = FinishedRollout{rollout, "promoted", reason, util::now_iso8601()};
+  next.rollout.reset();
   next.controller_pid = 0;
   next.controller_start = 0;
   if (move(d, next, reason, nullptr, move_alias)) {
@@ -632,7 +612,7 @@ void Deployer::run_finishing(const Deployment& d)
 
 void Deployer::run_aborting(const Deployment& d)
 {
-  const auto& rollout = d.rollout;
+  const auto& rollout = *d.rollout;
   try {
     apply_routes(d.name);  // everything back on the stable version
   } catch (const Error& error) {
@@ -643,13 +623,10 @@ void Deployer::run_aborting(const Deployment& d)
   }
   auto next = d;
   next.phase = "stable";
-  auto why = rollout["abort_reason"].is_string() ? rollout["abort_reason"].get<std::string>() : std::string("aborted");
+  auto why = rollout.abort_reason.value_or("aborted");
   auto reason = fmt::format("rolled back to version {}: {}", d.stable_version, why);
-  next.last_rollout = rollout;
-  next.last_rollout["outcome"] = "rolled back";
-  next.last_rollout["reason"] = why;
-  next.last_rollout["ended_at"] = util::now_iso8601();
-  next.rollout = nullptr;
+  next.last_rollout = FinishedRollout{rollout, "rolled back", why, util::now_iso8601()};
+  next.rollout.reset();
   next.controller_pid = 0;
   next.controller_start = 0;
   if (move(d, next, reason)) {
@@ -661,13 +638,13 @@ void Deployer::run_aborting(const Deployment& d)
 // new one after a rollback). Idempotent, so whoever finds it undone (a later command) redoes it.
 void Deployer::clean_up_after(const Deployment& d)
 {
-  const auto& last = d.last_rollout;
-  if (!last.is_object() || d.phase != "stable") {
+  if (!d.last_rollout || d.phase != "stable") {
     return;
   }
-  auto promoted = last.value("outcome", "") == "promoted";
-  auto leftover = last[promoted ? "from_service" : "to_service"].get<std::string>();
-  auto version = last[promoted ? "from_version" : "to_version"].get<std::int64_t>();
+  const auto& last = *d.last_rollout;
+  auto promoted = last.outcome == "promoted";
+  const auto& leftover = promoted ? last.from_service : last.to_service;
+  auto version = promoted ? last.from_version : last.to_version;
   serve::Services services(m_home, m_db);
   auto service = services.find(leftover);
   if (!service || leftover == d.stable_service || service->version != version) {

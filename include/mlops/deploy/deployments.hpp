@@ -4,6 +4,7 @@
 // goes through transition(), which checks that nobody else changed the row since it was read
 // and writes the event in the same transaction.
 
+#include "mlops/deploy/rollout_plan.hpp"
 #include "mlops/home/home.hpp"
 #include "mlops/store/database.hpp"
 
@@ -32,8 +33,8 @@ struct Deployment
   std::string stable_service;
   std::optional<std::int64_t> previous_version;
   std::string phase = "stable";
-  nlohmann::json rollout;       // null when none is under way
-  nlohmann::json last_rollout;  // null before the first one ends
+  std::optional<Rollout> rollout;               // there is one whenever the phase is not stable
+  std::optional<FinishedRollout> last_rollout;  // none before the first one ends
   int controller_pid = 0;
   std::int64_t controller_start = 0;
   std::string created_at;
@@ -60,6 +61,8 @@ class Deployments
 public:
   explicit Deployments(store::Database& db) : m_db(db) {}
 
+  // Reading a row throws Error(integrity) when its rollout columns are not what mlops writes, or
+  // a phase other than stable has no rollout.
   std::vector<Deployment> list();
   std::optional<Deployment> find(const std::string& name);
   Deployment get(const std::string& name);  // Error(not_found) listing the deployments

@@ -103,7 +103,7 @@ public:
   nlohmann::json status(const std::string& name);
 
 private:
-  RolloutResult begin(Deployment deployment, nlohmann::json rollout, const std::string& reason,
+  RolloutResult begin(Deployment deployment, Rollout rollout, const std::string& reason,
                       std::vector<std::string> warnings);
   RolloutResult drive(const std::string& name);
   void run_starting(const Deployment& deployment);
