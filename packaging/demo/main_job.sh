@@ -143,6 +143,11 @@ echo "exit code $? (6: rolled back automatically; churn@production still names v
 set -e
 wait "$load"
 show deploy history churn-live
+echo "# A crash: the router is killed; \`deploy resume\` starts it again on the same URL, as the row says."
+router=$("$mlops" --json deploy status churn-live | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["router"]["pid"])')
+kill -9 "$router"
+show deploy resume churn-live
+show serve predict churn-live --input rows.json
 show deploy rm churn-live
 
 heading "Errors are clear and scripts get exit codes and JSON"
