@@ -150,9 +150,10 @@ void run_status(Context& context, const DeployOptions& options)
                                    : router["ready"].get<bool>() ? "ready"
                                                                  : "not ready"));
   for (const auto& backend : status["backends"]) {
-    fields.add("backend", fmt::format("{} (version {}) weight {}, {}, pid {}", backend["service"].get<std::string>(),
+    fields.add("backend", fmt::format("{} (version {}) weight {}, {}, pid {}{}", backend["service"].get<std::string>(),
                                       backend["version"].get<std::int64_t>(), backend["weight"].get<int>(),
-                                      backend["healthy"].get<bool>() ? "healthy" : "unhealthy", backend["pid"].get<int>()));
+                                      backend["healthy"].get<bool>() ? "healthy" : "unhealthy", backend["pid"].get<int>(),
+                                      backend["alive"].get<bool>() ? "" : " (dead)"));
   }
   if (status["rollout"].is_object()) {
     auto rollout = Rollout::from_json(status["rollout"]);

@@ -555,9 +555,12 @@ def test_resume_starts_again_a_router_and_a_stable_worker_that_died(deployed):
     status = deployed.status()
     old_router = status["router"]["pid"]
     [old_worker] = status["backends"]
-    for pid in (old_router, old_worker["pid"]):
-        os.kill(pid, signal.SIGKILL)
-    deployed.wait_for(lambda: not running(old_router) and not running(old_worker["pid"]), "both processes ending")
+    os.kill(old_worker["pid"], signal.SIGKILL)
+    deployed.wait_for(lambda: not running(old_worker["pid"]), "the worker ending")
+    shown = deployed.ok("deploy", "status", "web")
+    assert f"pid {old_worker['pid']} (dead)" in shown, shown
+    os.kill(old_router, signal.SIGKILL)
+    deployed.wait_for(lambda: not running(old_router), "the router ending")
     status = deployed.status()
     assert (status["router"]["alive"], status["router"]["ready"], status["backends"]) == (False, False, []), status
     shown = deployed.ok("deploy", "status", "web")
