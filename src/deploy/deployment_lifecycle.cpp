@@ -72,6 +72,7 @@ Deployment Deployer::create(const CreateRequest& request)
     nlohmann::json table = {{"model", d.model},
                             {"backends", {route_entry(*stable, 100)}}};
     util::write_file_atomic(dir / "routes.json", table.dump(2) + "\n");
+    auto held = lock(d);  // a `resume` meanwhile would see no router yet and start one
     start_router(d, request.ready_timeout);
   } catch (...) {
     InterruptSetAside set_aside;
@@ -118,7 +119,12 @@ void Deployer::start_router(const Deployment& d, std::chrono::milliseconds ready
                                           // At once: a command killed now leaves a router `rm` finds.
                                           m_deployments.record_router(d.name, pid, start_time, d.port);
                                         }});
-  m_deployments.record_router(d.name, launched.pid, launched.process_start, launched.port);
+  try {
+    m_deployments.record_router(d.name, launched.pid, launched.process_start, launched.port);
+  } catch (...) {
+    serve::stop_process(launched.pid, [&] { return util::process_alive(launched.pid, launched.process_start); }, 5s);
+    throw;
+  }
 }
 
 std::vector<std::string> Deployer::restart_what_died(const std::string& name)
@@ -134,13 +140,8 @@ std::vector<std::string> Deployer::restart_what_died(const std::string& name)
                            stable ? fmt::format("pid {} had died", stable->pid) : std::string("its service was gone")));
     restarted.push_back(what);
   }
-  bool router_died = !util::process_alive(d.router_pid, d.router_start);
-  if (!restarted.empty() || router_died) {
-    apply_routes(name);  // starts a dead router from the table
-  }
-  if (router_died) {
-    d = m_deployments.get(name);
-    restarted.push_back(fmt::format("the router (pid {})", d.router_pid));
+  if ((!restarted.empty() || !util::process_alive(d.router_pid, d.router_start)) && apply_routes(name)) {
+    restarted.push_back(fmt::format("the router (pid {})", m_deployments.get(name).router_pid));
   }
   return restarted;
 }
@@ -160,6 +161,10 @@ void Deployer::remove(const std::string& name, bool force)
     // owns): it stops first. SIGTERM lets it unwind; it records nothing more.
     serve::stop_process(d.controller_pid, [&] { return util::process_alive(d.controller_pid, d.controller_start); }, 10s);
   }
+  // Under the lock, from the row as it is then: a router being restarted by another command
+  // has its pid recorded by the time the lock is ours.
+  auto held = lock(d);
+  d = m_deployments.get(name);
   serve::stop_process(d.router_pid, [&] { return util::process_alive(d.router_pid, d.router_start); }, 10s);
   serve::Services services(m_home, m_db);
   for (const auto& service : services.list()) {

@@ -163,6 +163,11 @@ void Deployments::insert(const Deployment& d, const std::string& reason)
 bool Deployments::transition(const Deployment& expected, Deployment changed, const std::string& reason,
                              const nlohmann::json& details, const std::function<void()>& also)
 {
+  if (changed.phase != "stable" && !changed.rollout) {
+    // Every other phase is a rollout's: a row without one could not be read back.
+    throw Error(ExitCode::failure, fmt::format("internal error: '{}' would be {} with no rollout", changed.name,
+                                               changed.phase));
+  }
   bool done = false;
   store::write_transaction(m_db, [&] {
     auto current = find(expected.name);
@@ -209,11 +214,16 @@ bool Deployments::claim_controller(const std::string& name, int pid, std::int64_
 
 void Deployments::record_router(const std::string& name, int pid, std::int64_t process_start, int port)
 {
+  bool recorded = false;
   store::write_transaction(m_db, [&] {
     m_db.prepare("UPDATE deployments SET router_pid = ?, router_start = ?, port = ? WHERE name = ?")
       .bind_all(pid, process_start, port, name)
       .run();
+    recorded = m_db.changes() == 1;
   });
+  if (!recorded) {
+    throw Error(ExitCode::conflict, fmt::format("the deployment '{}' was removed while its router started", name));
+  }
 }
 
 void Deployments::note(const std::string& name, const std::string& reason)

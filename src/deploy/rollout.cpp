@@ -36,30 +36,6 @@ namespace {
 constexpr int smoke_requests = 5;
 constexpr int inconclusive_limit = 3;
 
-class DeploymentLock
-{
-public:
-  explicit DeploymentLock(const fs::path& dir)
-  {
-    fs::create_directories(dir);
-    m_fd = ::open((dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (m_fd < 0 || flock(m_fd, LOCK_EX) != 0) {
-      throw Error(ExitCode::failure, fmt::format("cannot lock {}", (dir / "lock").string()));
-    }
-  }
-  ~DeploymentLock()
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  DeploymentLock(const DeploymentLock&) = delete;
-  DeploymentLock& operator=(const DeploymentLock&) = delete;
-
-private:
-  int m_fd = -1;
-};
-
 std::string percent_text(int weight)
 {
   return fmt::format("{}%", weight);
@@ -217,6 +193,12 @@ RolloutResult Deployer::promote(const std::string& name)
   }
   claim(d);
   d = m_deployments.get(name);
+  if (d.phase != "paused") {
+    // An abort from another shell got there first (it claims nothing); going on would undo it.
+    throw Error(ExitCode::conflict, fmt::format("'{}' is no longer paused (it is {}); `mlops deploy status {}` shows "
+                                                "why",
+                                                name, d.phase, name));
+  }
   auto next = d;
   next.rollout->step += 1;
   next.phase = next.rollout->past_last_step() ? "finishing" : "progressing";
@@ -244,6 +226,7 @@ RolloutResult Deployer::resume(const std::string& name)
                                     d.rollout->step + 1, name),
               d, {}, {}};
   } else {
+    claim(d);  // again: a rollout may have begun while the restarts ran
     m_report({0, name, util::now_iso8601(), d.phase, std::nullopt, fmt::format("resumed by pid {}", getpid()), nullptr});
     result = drive(name);
   }
@@ -355,10 +338,10 @@ RolloutResult Deployer::drive(const std::string& name)
   }
 }
 
-void Deployer::apply_routes(const std::string& name)
+bool Deployer::apply_routes(const std::string& name)
 {
   auto d = m_deployments.get(name);
-  DeploymentLock lock(d.dir(m_home));
+  auto held = lock(d);
   d = m_deployments.get(name);  // as it is now that nobody else can send a table
   serve::Services services(m_home, m_db);
   int to_new = 0;
@@ -388,16 +371,25 @@ void Deployer::apply_routes(const std::string& name)
   util::write_file_atomic(d.dir(m_home) / "routes.json", table.dump(2) + "\n");
   if (util::process_alive(d.router_pid, d.router_start)) {
     send_routes(d, table);
-    return;
+    return false;
   }
-  // The stable endpoint died (a reboot, the OOM killer): it comes back on its port, and its log
-  // is kept beside the new one, since it may say why.
-  std::error_code ignored;
-  fs::rename(d.dir(m_home) / "router.log", d.dir(m_home) / "router.log.1", ignored);
+  // The stable endpoint died (a reboot, the OOM killer): it comes back on its port. The logs of
+  // the routers before it are kept, appended to router.log.1, since they may say why.
+  {
+    std::ifstream log(d.dir(m_home) / "router.log", std::ios::binary);
+    std::ofstream(d.dir(m_home) / "router.log.1", std::ios::binary | std::ios::app) << log.rdbuf();
+  }
   start_router(d, 60s);
   auto now = m_deployments.get(d.name);
   note(d.name, fmt::format("restarted the router (pid {}, port {}): pid {} had died; its log is {}.1", now.router_pid,
                            now.port, d.router_pid, d.log_path));
+  return true;
+}
+
+util::FileLock Deployer::lock(const Deployment& d)
+{
+  fs::create_directories(d.dir(m_home));
+  return util::FileLock(d.dir(m_home) / "lock", true, fmt::format("the lock of deployment '{}'", d.name));
 }
 
 bool Deployer::watch(const Deployment& d, std::chrono::milliseconds duration, const std::function<bool()>& aborted_early)

@@ -32,33 +32,6 @@ namespace {
 
 } // namespace
 
-StoreLock::StoreLock(const fs::path& objects_dir, bool exclusive)
-{
-  fs::path path = objects_dir / "lock";
-  m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (m_fd < 0) {
-    fail(fmt::format("open the object store lock {}", path));
-  }
-  // Poll rather than block, so that Ctrl-C still ends a command waiting for gc.
-  int operation = (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
-  while (::flock(m_fd, operation) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      ::close(m_fd);
-      fail(fmt::format("lock {}", path));
-    }
-    if (interrupted()) {
-      ::close(m_fd);
-      throw_if_interrupted();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-StoreLock::~StoreLock()
-{
-  ::close(m_fd);  // Releases the lock.
-}
-
 TempFile::TempFile(const fs::path& dir, const std::string& prefix, unsigned mode, bool unnamed)
 {
   if (unnamed) {

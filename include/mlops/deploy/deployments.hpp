@@ -78,6 +78,7 @@ public:
   bool claim_controller(const std::string& name, int pid, std::int64_t process_start);
   // The router's process and port, once it has started (these columns are not the rollout's
   // state: transition() leaves them alone, so a restarted router is never written over).
+  // Error(conflict) when the row is gone (the caller stops the router it started).
   void record_router(const std::string& name, int pid, std::int64_t process_start, int port);
   // An event that changes no state (a worker restarted), for the audit trail.
   void note(const std::string& name, const std::string& reason);

@@ -34,6 +34,7 @@
 #include "mlops/deploy/deployments.hpp"
 #include "mlops/registry/registry.hpp"
 #include "mlops/serve/services.hpp"
+#include "mlops/util/file_lock.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -123,8 +124,11 @@ private:
   bool watch(const Deployment& deployment, std::chrono::milliseconds duration,
              const std::function<bool()>& aborted_early = {});
   // Derives the router's table from the row and sends it; a router that died is started again
-  // from it, on its port.
-  void apply_routes(const std::string& name);
+  // from it, on its port (then true).
+  bool apply_routes(const std::string& name);
+  // Held while the router's table is derived from the row and sent, while a router starts, and
+  // while a deployment is removed.
+  util::FileLock lock(const Deployment& deployment);
   // The service DEPLOYMENT-vVERSION.
   serve::Service start_backend(const Deployment& deployment, std::int64_t version,
                                std::chrono::milliseconds ready_timeout);

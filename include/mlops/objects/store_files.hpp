@@ -2,6 +2,8 @@
 // File-level helpers of the object store: locks, temporary files, batched syncs. Checkout uses
 // them too, to write into a user's directory the way the store writes its own.
 
+#include "mlops/util/file_lock.hpp"
+
 #include <filesystem>
 #include <string>
 #include <unordered_map>
@@ -10,18 +12,14 @@
 
 namespace mlops::objects {
 
-// flock on objects/lock: shared for readers and adders, exclusive for gc. Released when the
-// process dies, so a killed command never blocks the next one.
-class StoreLock
+// objects/lock: shared for readers and adders, exclusive for gc.
+class StoreLock : public util::FileLock
 {
 public:
-  StoreLock(const std::filesystem::path& objects_dir, bool exclusive);
-  StoreLock(const StoreLock&) = delete;
-  StoreLock& operator=(const StoreLock&) = delete;
-  ~StoreLock();
-
-private:
-  int m_fd;
+  StoreLock(const std::filesystem::path& objects_dir, bool exclusive)
+    : FileLock(objects_dir / "lock", exclusive, "the object store lock")
+  {
+  }
 };
 
 // A new file in `dir`, open for writing; removed on destruction unless released. Its mode is `mode`
