@@ -124,7 +124,7 @@ void run_ls(Context& context)
   Deployments deployments(context.database());
   nlohmann::json all = nlohmann::json::array();
   Table table({"DEPLOYMENT", "MODEL", "STABLE", "PHASE", "URL", "ROUTER"});
-  for (const auto& d : deployments.list()) {
+  for (const auto& d : deployments.list(Reading::without_rollouts)) {
     all.push_back(deployment_json(d));
     table.add_row({d.name, d.model, std::to_string(d.stable_version), d.phase, d.url(),
                    util::process_alive(d.router_pid, d.router_start) ? "running" : "dead"});

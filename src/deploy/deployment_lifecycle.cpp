@@ -148,7 +148,9 @@ std::vector<std::string> Deployer::restart_what_died(const std::string& name)
 
 void Deployer::remove(const std::string& name, bool force)
 {
-  auto d = m_deployments.get(name);
+  // --force removes even a row whose rollout cannot be read: it needs only the processes.
+  auto reading = force ? Reading::without_rollouts : Reading::whole;
+  auto d = m_deployments.get(name, reading);
   bool controlled = util::process_alive(d.controller_pid, d.controller_start);
   if (d.phase != "stable" && !force) {
     throw Error(ExitCode::conflict,
@@ -164,7 +166,7 @@ void Deployer::remove(const std::string& name, bool force)
   // Under the lock, from the row as it is then: a router being restarted by another command
   // has its pid recorded by the time the lock is ours.
   auto held = lock(d);
-  d = m_deployments.get(name);
+  d = m_deployments.get(name, reading);
   serve::stop_process(d.router_pid, [&] { return util::process_alive(d.router_pid, d.router_start); }, 10s);
   serve::Services services(m_home, m_db);
   for (const auto& service : services.list()) {

@@ -39,8 +39,11 @@ std::optional<std::string> json_text(const std::optional<Stored>& rollout)
 // Only mlops writes these columns, so a row it cannot read was changed by something else: an
 // error naming the deployment, rather than a JSON library's message from whichever command
 // touched the row next.
-void read_rollouts(store::Statement& row, Deployment& d)
+void read_rollouts(store::Statement& row, Deployment& d, Reading reading)
 {
+  if (reading == Reading::without_rollouts) {
+    return;
+  }
   try {
     if (auto text = row.column_optional_text(13)) {
       d.rollout = Rollout::from_json(nlohmann::json::parse(*text));
@@ -50,17 +53,19 @@ void read_rollouts(store::Statement& row, Deployment& d)
     }
   } catch (const nlohmann::json::exception& error) {
     throw Error(ExitCode::integrity, fmt::format("the row of deployment '{}' holds a rollout that mlops cannot read "
-                                                 "({}); was the database changed by something other than mlops?",
-                                                 d.name, error.what()));
+                                                 "({}); was the database changed by something other than mlops? "
+                                                 "`mlops deploy rm {} --force` removes it",
+                                                 d.name, error.what(), d.name));
   }
   if (d.phase != "stable" && !d.rollout) {
     throw Error(ExitCode::integrity, fmt::format("the deployment '{}' is {}, but its row holds no rollout; was the "
-                                                 "database changed by something other than mlops?",
-                                                 d.name, d.phase));
+                                                 "database changed by something other than mlops? `mlops deploy rm {} "
+                                                 "--force` removes it",
+                                                 d.name, d.phase, d.name));
   }
 }
 
-Deployment read_deployment(store::Statement& row)
+Deployment read_deployment(store::Statement& row, Reading reading)
 {
   Deployment d;
   d.name = row.column_text(0);
@@ -81,7 +86,7 @@ Deployment read_deployment(store::Statement& row)
   d.created_at = row.column_text(17);
   d.updated_at = row.column_text(18);
   d.sticky_header = row.column_text(19);
-  read_rollouts(row, d);
+  read_rollouts(row, d, reading);
   return d;
 }
 
@@ -105,33 +110,33 @@ std::filesystem::path Deployment::dir(const Home& home) const
   return home.dir() / "deployments" / name;
 }
 
-std::vector<Deployment> Deployments::list()
+std::vector<Deployment> Deployments::list(Reading reading)
 {
   auto select = m_db.prepare(fmt::format("SELECT {} FROM deployments ORDER BY name", columns));
   std::vector<Deployment> all;
   while (select.step()) {
-    all.push_back(read_deployment(select));
+    all.push_back(read_deployment(select, reading));
   }
   return all;
 }
 
-std::optional<Deployment> Deployments::find(const std::string& name)
+std::optional<Deployment> Deployments::find(const std::string& name, Reading reading)
 {
   auto select = m_db.prepare(fmt::format("SELECT {} FROM deployments WHERE name = ?", columns));
   select.bind(1, name);
   if (!select.step()) {
     return std::nullopt;
   }
-  return read_deployment(select);
+  return read_deployment(select, reading);
 }
 
-Deployment Deployments::get(const std::string& name)
+Deployment Deployments::get(const std::string& name, Reading reading)
 {
-  if (auto found = find(name)) {
+  if (auto found = find(name, reading)) {
     return *found;
   }
   std::vector<std::string> names;
-  for (const auto& d : list()) {
+  for (const auto& d : list(Reading::without_rollouts)) {
     names.push_back(d.name);
   }
   throw Error(ExitCode::not_found,

@@ -79,6 +79,10 @@ TEST_CASE("Deployments: the rollout columns")
     set_column(db, "rollout", R"({"strategy":"canary"})");
     auto message = error_message(ExitCode::integrity, [&] { deployments.get("web"); });
     CHECK(mentions(message, "'web'"));
+    // ls and rm --force read it without its rollouts.
+    auto d = deployments.get("web", Reading::without_rollouts);
+    CHECK((d.phase == "progressing" && !d.rollout && d.stable_service == "web-v1"));
+    CHECK(deployments.list(Reading::without_rollouts).size() == 1);
   }
   SUBCASE("a rollout phase without a rollout is an integrity error")
   {

@@ -56,16 +56,19 @@ struct DeploymentEvent
   nlohmann::json details;
 };
 
+enum class Reading { whole, without_rollouts };
+
 class Deployments
 {
 public:
   explicit Deployments(store::Database& db) : m_db(db) {}
 
   // Reading a row throws Error(integrity) when its rollout columns are not what mlops writes, or
-  // a phase other than stable has no rollout.
-  std::vector<Deployment> list();
-  std::optional<Deployment> find(const std::string& name);
-  Deployment get(const std::string& name);  // Error(not_found) listing the deployments
+  // a phase other than stable has no rollout; without_rollouts leaves them out, so that `deploy
+  // ls` and `deploy rm --force` still work on such a row.
+  std::vector<Deployment> list(Reading reading = Reading::whole);
+  std::optional<Deployment> find(const std::string& name, Reading reading = Reading::whole);
+  Deployment get(const std::string& name, Reading reading = Reading::whole);  // Error(not_found) listing them
 
   // Inserts a new row and its "created" event; Error(conflict) when the name is taken.
   void insert(const Deployment& deployment, const std::string& reason);

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -608,3 +609,21 @@ def test_a_router_restarted_by_a_rollout_keeps_its_sticky_header(deployed):
     assert (promoted["outcome"], promoted["url"], promoted["router_alive"]) == ("promoted", created["url"], True)
     argv = Path(f"/proc/{promoted['router_pid']}/cmdline").read_bytes().split(b"\0")
     assert argv[argv.index(b"--sticky-header") + 1] == b"X-User", argv
+
+
+def test_a_row_damaged_outside_mlops_is_reported_and_can_still_be_removed(deployed):
+    connection = sqlite3.connect(deployed.db)
+    connection.execute("UPDATE deployments SET phase = 'progressing', rollout = '{\"strategy\": 1}' WHERE name = 'web'")
+    connection.commit()
+    connection.close()
+    deployed.fails(5, "deploy", "status", "web", needles=("deployment 'web'", "cannot read",
+                                                          "changed by something other than mlops"))
+    deployed.fails(5, "deploy", "abort", "web", needles=("deployment 'web'",))
+    [listed] = deployed.doc("deploy", "ls", schema="deploy-ls")["deployments"]
+    assert (listed["deployment"], listed["phase"], listed["router_alive"]) == ("web", "progressing", True), listed
+    deployed.fails(5, "deploy", "rm", "web", needles=("`mlops deploy rm web --force` removes it",))
+    router = listed["router_pid"]
+    removed = deployed.run("deploy", "rm", "web", "--force")
+    assert removed.returncode == 0, removed
+    assert not running(router) and deployed.services() == {}
+    assert deployed.doc("deploy", "ls", schema="deploy-ls")["deployments"] == []
