@@ -41,9 +41,8 @@ import sys
 import tempfile
 import time
 
-from serve import (MLP, MLP_REQUEST, BenchError, Processes, Server, Table, free_port, measure, request,
-                   find_tools, run_wrk, save_wide_mlp, start_or_skip, start_until_ready, start_worker,
-                   wait_until)
+from serve import (MLP, MLP_REQUEST, BenchError, Processes, Table, measure, request, find_tools, run_wrk,
+                   save_wide_mlp, start_nginx, start_or_skip, start_until_ready, start_worker)
 
 HERE = pathlib.Path(__file__).resolve().parent
 SWITCH_LOAD_CONNECTIONS = 16
@@ -74,52 +73,28 @@ def start_router(processes, worker, folder, model, backends, weights, token):
     return start_until_ready(processes, argv, port_file, log, "mlops-worker route")
 
 
-NGINX_PROXY_CONF = """daemon off;
-worker_processes {workers};
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  keepalive_requests 100000;
-  client_body_temp_path {dir}/client_body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  upstream backend {{
+# nginx as a reverse proxy, keeping connections to the backend alive as the router does (without
+# that, nginx would connect once per request).
+NGINX_PROXY_SITE = """  upstream backend {{
     server {backend};
-    # Kept-alive connections to the backend, as the router keeps them: without, nginx would
-    # connect once per request.
     keepalive 64;
     keepalive_requests 100000;
   }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:PORT;
     location / {{
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }}
-  }}
-}}
-"""
+  }}"""
 
 
 def start_nginx_proxy(processes, nginx, folder, backend, probe):
     """nginx in the foreground as a reverse proxy to `backend` (a Server); ready once `probe`
     (a path) answers 200 through it."""
-    home = folder / "nginx"
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    conf = home / "nginx.conf"
-    conf.write_text(NGINX_PROXY_CONF.format(workers=os.cpu_count(), dir=home, port=port,
-                                            backend=backend.url.removeprefix("http://")))
-    log = folder / "nginx.log"
-    child = processes.start([nginx, "-p", str(home), "-c", str(conf), "-e", str(home / "error.log")], log)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: request(url + probe, timeout=2)[0] == 200, child, log, "nginx")
-    return Server(child, url)
+    site = NGINX_PROXY_SITE.format(backend=backend.url.removeprefix("http://"))
+    return start_nginx(processes, nginx, folder, site, probe)
 
 
 # 1. Overhead --------------------------------------------------------------------------------------

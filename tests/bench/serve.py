@@ -168,6 +168,8 @@ def start_until_ready(processes, argv, port_file, log, what):
     return Server(child, url)
 
 
+# Every nginx the benchmarks start: in the foreground, its files in its own folder, no access log.
+# {site} is its server (and upstream) blocks.
 NGINX_CONF = """daemon off;
 worker_processes {workers};
 pid {dir}/nginx.pid;
@@ -184,27 +186,34 @@ http {{
   fastcgi_temp_path {dir}/fastcgi;
   uwsgi_temp_path {dir}/uwsgi;
   scgi_temp_path {dir}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ return 200 '{body}'; }}
-  }}
+{site}
 }}
 """
 
 
-def start_nginx(processes, nginx, folder, body_bytes):
-    """nginx in the foreground from a config in `folder`, answering any request with 200 and a
-    body of `body_bytes` bytes (the worker's answer is as long)."""
+def start_nginx(processes, nginx, folder, site, probe="/"):
+    """nginx in the foreground from a config in `folder`/nginx serving `site` (nginx blocks, where
+    PORT stands for the port it listens on); returns once `probe` (a path) answers 200."""
     home = folder / "nginx"
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = home / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=os.cpu_count(), dir=home, port=port, body="x" * body_bytes))
+    conf.write_text(NGINX_CONF.format(workers=os.cpu_count(), dir=home, site=site.replace("PORT", str(port))))
     log = folder / "nginx.log"
     child = processes.start([nginx, "-p", str(home), "-c", str(conf), "-e", str(home / "error.log")], log)
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: request(url + "/", timeout=2)[0] == 200, child, log, "nginx")
+    wait_until(lambda: request(url + probe, timeout=2)[0] == 200, child, log, "nginx")
     return Server(child, url)
+
+
+def start_nginx_answering(processes, nginx, folder, body_bytes):
+    """nginx answering any request with 200 and a body of `body_bytes` bytes (the worker's answer
+    is as long)."""
+    body = "x" * body_bytes
+    return start_nginx(processes, nginx, folder, f"""  server {{
+    listen 127.0.0.1:PORT;
+    location / {{ return 200 '{body}'; }}
+  }}""")
 
 
 def batch_size_totals(url):
@@ -322,7 +331,7 @@ def http_floor(args, processes, table):
     status, answer = request(url, "POST", json.dumps(MLP_REQUEST))
     if status != 200:
         raise BenchError(f"POST {url} answered {status}: {answer[:500]!r}")
-    nginx = start_nginx(processes, args.nginx, args.folder, len(answer))
+    nginx = start_nginx_answering(processes, args.nginx, args.folder, len(answer))
     status, floor = request(f"{nginx.url}/v2/models/mlp/infer", "POST", json.dumps(MLP_REQUEST))
     if status != 200 or len(floor) != len(answer):
         raise BenchError(f"nginx answered {status} with {len(floor)} bytes, not 200 with {len(answer)}")
