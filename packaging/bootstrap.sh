@@ -5,6 +5,7 @@
 #   packaging/bootstrap.sh demo      install packages, build, install, run the main job (default)
 #   packaging/bootstrap.sh test      install packages, build, run the whole test suite
 #   packaging/bootstrap.sh sanitize  build with ASan+UBSan in build-asan/, run the unit tests
+#                                    and the CUDA kernels' emulation
 #   packaging/bootstrap.sh deps|build|install   one step alone
 #
 # Environment: BUILD_DIR (default build), PREFIX (default /usr/local for root, else ~/.local),
@@ -79,12 +80,14 @@ case "$step" in
     build "$BUILD_DIR"
     ctest --test-dir "$BUILD_DIR" --output-on-failure ;;
   sanitize)
-    install_packages "${BUILD_PACKAGES[@]}"
-    # CUDA stays off: nvcc's device code gains nothing from host sanitizers.
+    # The CUDA emulation's cases need ONNX's node tests and python3-onnx to make its large ones.
+    install_packages "${BUILD_PACKAGES[@]}" python3-numpy python3-onnx libonnx-testdata
+    # CUDA stays off: nvcc's device code gains nothing from host sanitizers. The CUDA sources
+    # still run, compiled as host C++ by the emulation (tests/cuda_emulation), sanitized.
     BUILD_TYPE=Debug MLOPS_CUDA=OFF build "${BUILD_DIR}-asan" -DMLOPS_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      ctest --test-dir "${BUILD_DIR}-asan" --output-on-failure -L unit ;;
+      ctest --test-dir "${BUILD_DIR}-asan" --output-on-failure -L "unit|cuda_emulation" ;;
   *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,13p' "$0" >&2
     exit 2 ;;
 esac

@@ -139,7 +139,9 @@ int run_conformance(const Options& options)
       continue;
     }
     auto run = options.compare_devices ? compare_devices(test_case, options)
-                                       : run_case(test_case, label, options.threads, options.tolerance);
+               : test_case.has_expected_outputs()
+                 ? run_case(test_case, label, options.threads, options.tolerance)
+                 : CaseRun{Outcome::failed, "no expected outputs (output_N.pb): only --compare-devices checks it", {}};
     report.add(test_case, run.outcome, run.message);
     bool worth_a_line = options.verbose || run.outcome == Outcome::failed;
     if (worth_a_line && !options.json) {

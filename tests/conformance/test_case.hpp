@@ -4,6 +4,7 @@
 // a model before running it (its operators, whether its signature holds only tensors) is read
 // here from the ONNX file itself, not from the runtime under test.
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -14,7 +15,9 @@ struct DataSet
 {
   std::filesystem::path folder;
   std::vector<std::filesystem::path> inputs;   // input_0.pb, input_1.pb... in order
-  std::vector<std::filesystem::path> outputs;  // output_0.pb...
+  // output_0.pb...; none in cases made only to compare devices (tests/cuda_emulation), whose
+  // outputs are checked against the other device's.
+  std::vector<std::filesystem::path> outputs;
 };
 
 struct TestCase
@@ -28,6 +31,11 @@ struct TestCase
   // a sequence, an optional, or of an element type the runtime has no name for); "" when it can.
   std::string unrunnable;
   std::vector<DataSet> data_sets;
+
+  bool has_expected_outputs() const
+  {
+    return std::any_of(data_sets.begin(), data_sets.end(), [](const DataSet& set) { return !set.outputs.empty(); });
+  }
 };
 
 // `data` is one case (it holds model.onnx) or a folder of cases, found in name order. Throws

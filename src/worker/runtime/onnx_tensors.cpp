@@ -141,7 +141,9 @@ HostTensor tensor_from_proto(const onnx::TensorProto& proto, const fs::path& fol
       invalid(what, fmt::format("holds {} bytes of data, its shape {} needs {}", raw.size(), shape_text(shape), expected));
     }
     HostTensor tensor = HostTensor::zeros(type, shape);
-    std::memcpy(tensor.bytes.data(), raw.data(), raw.size());
+    if (!raw.empty()) {  // an empty tensor's buffer may be null, which memcpy must not be given
+      std::memcpy(tensor.bytes.data(), raw.data(), raw.size());
+    }
     return tensor;
   }
   if (typed_count(proto, type) != count) {

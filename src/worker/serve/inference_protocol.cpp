@@ -48,7 +48,9 @@ runtime::NamedTensor binary_tensor(const nlohmann::json& document, const std::st
                                              bytes - binary.size()));
   }
   runtime::NamedTensor tensor{header.name, runtime::HostTensor::zeros(header.type, header.shape)};
-  std::memcpy(tensor.tensor.bytes.data(), binary.data(), bytes);
+  if (bytes > 0) {  // an empty tensor's buffer may be null, which memcpy must not be given
+    std::memcpy(tensor.tensor.bytes.data(), binary.data(), bytes);
+  }
   binary.remove_prefix(bytes);
   return tensor;
 }
