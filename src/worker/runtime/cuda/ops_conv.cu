@@ -110,10 +110,13 @@ public:
       check(cudaGetLastError(), "launching Conv's bias");
       beta = 1;
     }
-    // A 1x1 kernel with stride 1 and no padding reads each image as its own column matrix.
-    auto unpadded = [](Index pad) { return pad == 0; };
-    bool pointwise = window.kernel_count() == 1 && geometry.output == geometry.input &&
-                     std::all_of(geometry.pads_begin.begin(), geometry.pads_begin.end(), unpadded);
+    // A 1x1 kernel with stride 1 and no padding reads each image as its own column matrix. (The
+    // same output size is not enough: with stride 2, one pad at the end keeps a size of 2.)
+    auto zero = [](Index value) { return value == 0; };
+    auto one = [](Index value) { return value == 1; };
+    bool pointwise = window.kernel_count() == 1 && std::all_of(geometry.strides.begin(), geometry.strides.end(), one) &&
+                     std::all_of(geometry.pads_begin.begin(), geometry.pads_begin.end(), zero) &&
+                     std::all_of(geometry.pads_end.begin(), geometry.pads_end.end(), zero);
     Index column_floats = channels * window.kernel_count() * positions;  // per image
     // Without channels, column_floats is 0, and the GEMMs (K = 0) leave Y at the bias or zeros.
     pointwise = pointwise || column_floats == 0;

@@ -26,9 +26,10 @@ __device__ void window_start(const SlidingWindow& w, Index position, Index start
   }
 }
 
+// NaN wins, as on the CPU (and in PyTorch): a window holding one gives NaN. `b != b` only for NaN.
 template <class T> __device__ T larger(T a, T b)
 {
-  return b > a ? b : a;
+  return b > a || b != b ? b : a;
 }
 
 // The maximum over the window's taps that fall inside the input; a window entirely in the
@@ -105,7 +106,9 @@ __global__ void average_pool(const float* x, float* y, Index planes, SlidingWind
         }
       }
     }
-    y[i] = sum / static_cast<float>(count_include_pad ? padded : inside);
+    // A window wholly in the padding (pads as large as the kernel) averages nothing: 0, as on the CPU.
+    Index divisor = count_include_pad ? padded : inside;
+    y[i] = divisor > 0 ? sum / static_cast<float>(divisor) : 0.f;
   }
 }
 
@@ -128,7 +131,7 @@ __global__ void plane_means(const float* x, float* y, Index planes, Index size)
       __syncthreads();
     }
     if (threadIdx.x == 0) {
-      y[p] = partial[0] / static_cast<float>(size);
+      y[p] = size > 0 ? partial[0] / static_cast<float>(size) : 0.f;
     }
     // The next plane overwrites `partial` only after thread 0 has read it.
     __syncthreads();
@@ -216,7 +219,7 @@ public:
       return;
     }
     Index size = x.count() / planes;
-    // An empty plane has no mean: NaN, as 0/0 gives.
+    // An empty plane's mean is 0, as on the CPU.
     unsigned grid = static_cast<unsigned>(std::min<Index>(planes, Index{m_device.multiprocessors()} * 16));
     plane_means<<<grid, block_threads, 0, m_device.stream()>>>(x.as<float>(), y.as<float>(), planes, size);
     check(cudaGetLastError(), "launching GlobalAveragePool");
