@@ -51,6 +51,36 @@ void gemm(int transa, int transb, int m, int n, int k, float alpha, const float*
 
 extern "C" {
 
+// The emulated runtime's (emulated_runtime.cpp, exported by the executable): device memory is
+// readable only between its begin and end calls. Weak, so the library also loads without it.
+__attribute__((weak)) void mlops_cuda_emulation_device_access(bool begin);
+
+}
+
+namespace {
+
+// Device memory is open to this GEMM while it runs.
+class DeviceAccess
+{
+public:
+  DeviceAccess() { toggle(true); }
+  ~DeviceAccess() { toggle(false); }
+  DeviceAccess(const DeviceAccess&) = delete;
+  DeviceAccess& operator=(const DeviceAccess&) = delete;
+
+private:
+  static void toggle(bool begin)
+  {
+    if (mlops_cuda_emulation_device_access) {
+      mlops_cuda_emulation_device_access(begin);
+    }
+  }
+};
+
+} // namespace
+
+extern "C" {
+
 Status cublasCreate_v2(void** handle)
 {
   *handle = new Handle;
@@ -75,6 +105,7 @@ Status cublasSgemm_v2(void* handle, int transa, int transb, int m, int n, int k,
   if (!handle || !valid(transa, transb, m, n, k, lda, ldb, ldc)) {
     return invalid_value;
   }
+  DeviceAccess access;
   gemm(transa, transb, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc);
   return success;
 }
@@ -87,6 +118,7 @@ Status cublasSgemmStridedBatched(void* handle, int transa, int transb, int m, in
   if (!handle || batch < 0 || !valid(transa, transb, m, n, k, lda, ldb, ldc)) {
     return invalid_value;
   }
+  DeviceAccess access;
   for (int i = 0; i < batch; ++i) {
     gemm(transa, transb, m, n, k, *alpha, a + i * stride_a, lda, b + i * stride_b, ldb, *beta, c + i * stride_c, ldc);
   }

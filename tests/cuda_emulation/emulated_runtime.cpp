@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,7 @@
 #endif
 #endif
 #ifdef MLOPS_EMULATION_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -301,9 +303,43 @@ bool BlockScheduler::run_block(dim3 block, void (*thread)(void*), void* context,
   }
 }
 
-// ---- launches ----
+// ---- device memory ----
 
-std::mutex launch_mutex;
+// Device memory is host memory here, so host code that reads it directly (which faults on a GPU)
+// would pass unnoticed. Under AddressSanitizer it is poisoned except while a kernel, a stream
+// copy or the emulated cuBLAS runs: a host access to device memory is then a reported error.
+// Those hold `device_mutex`, which also makes them one at a time (shared memory is a kernel's
+// statics).
+std::mutex device_mutex;
+std::map<void*, size_t> allocations;  // guarded by device_mutex
+
+void set_device_access([[maybe_unused]] bool allowed)
+{
+#ifdef MLOPS_EMULATION_ASAN
+  for (const auto& [memory, bytes] : allocations) {
+    if (allowed) {
+      ASAN_UNPOISON_MEMORY_REGION(memory, bytes);
+    } else {
+      ASAN_POISON_MEMORY_REGION(memory, bytes);
+    }
+  }
+#endif
+}
+
+// Held while something that the GPU would do touches device memory.
+class DeviceAccess
+{
+public:
+  DeviceAccess() : m_lock(device_mutex) { set_device_access(true); }
+  ~DeviceAccess() { set_device_access(false); }
+  DeviceAccess(const DeviceAccess&) = delete;
+  DeviceAccess& operator=(const DeviceAccess&) = delete;
+
+private:
+  std::lock_guard<std::mutex> m_lock;
+};
+
+// ---- launches ----
 
 std::string config_problem(const LaunchConfig& config)
 {
@@ -339,7 +375,7 @@ void run_grid(const LaunchConfig& config, void (*thread)(void*), void* context)
     fail(cudaErrorInvalidConfiguration, "invalid launch configuration: " + problem);
     return;
   }
-  std::lock_guard lock(launch_mutex);
+  DeviceAccess access;
   thread_local BlockScheduler scheduler;
   gridDim = config.grid;
   blockDim = config.block;
@@ -434,11 +470,30 @@ cudaError_t cudaMalloc(void** memory, size_t bytes)
     *memory = nullptr;
     return fail(cudaErrorMemoryAllocation, "out of memory");
   }
+  std::lock_guard lock(mlops::cuda_emulation::device_mutex);
+  mlops::cuda_emulation::allocations[*memory] = bytes;
+#ifdef MLOPS_EMULATION_ASAN
+  ASAN_POISON_MEMORY_REGION(*memory, bytes);
+#endif
   return cudaSuccess;
 }
 
 cudaError_t cudaFree(void* memory)
 {
+  if (!memory) {
+    return cudaSuccess;
+  }
+  {
+    std::lock_guard lock(mlops::cuda_emulation::device_mutex);
+    auto found = mlops::cuda_emulation::allocations.find(memory);
+    if (found == mlops::cuda_emulation::allocations.end()) {
+      return fail(cudaErrorInvalidValue, "cudaFree of memory that cudaMalloc did not return");
+    }
+#ifdef MLOPS_EMULATION_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(memory, found->second);
+#endif
+    mlops::cuda_emulation::allocations.erase(found);
+  }
   std::free(memory);
   return cudaSuccess;
 }
@@ -449,6 +504,7 @@ cudaError_t cudaMemcpyAsync(void* to, const void* from, size_t bytes, cudaMemcpy
     return fail(cudaErrorInvalidValue, "cudaMemcpyAsync with a null pointer");
   }
   if (bytes != 0) {
+    mlops::cuda_emulation::DeviceAccess access;
     std::memmove(to, from, bytes);
   }
   return cudaSuccess;
@@ -460,6 +516,7 @@ cudaError_t cudaMemsetAsync(void* memory, int value, size_t bytes, cudaStream_t)
     return fail(cudaErrorInvalidValue, "cudaMemsetAsync with a null pointer");
   }
   if (bytes != 0) {
+    mlops::cuda_emulation::DeviceAccess access;
     std::memset(memory, value, bytes);
   }
   return cudaSuccess;
@@ -481,4 +538,17 @@ cudaError_t cudaStreamSynchronize(cudaStream_t)
 {
   // Each call ran when it was made; a failed launch is reported here too, as on the GPU.
   return mlops::cuda_emulation::last_error;
+}
+
+// For libcublas_emulated.so, whose GEMMs read and write device memory as a kernel would.
+extern "C" void mlops_cuda_emulation_device_access(bool begin)
+{
+  // Not a DeviceAccess object: begin and end arrive in two calls.
+  if (begin) {
+    mlops::cuda_emulation::device_mutex.lock();
+    mlops::cuda_emulation::set_device_access(true);
+  } else {
+    mlops::cuda_emulation::set_device_access(false);
+    mlops::cuda_emulation::device_mutex.unlock();
+  }
 }
