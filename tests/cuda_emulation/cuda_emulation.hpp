@@ -15,9 +15,19 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <source_location>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+
+// Built with AddressSanitizer (GCC says so one way, clang another).
+#if defined(__SANITIZE_ADDRESS__)
+#define MLOPS_EMULATION_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MLOPS_EMULATION_ASAN 1
+#endif
+#endif
 
 #define __global__
 #define __device__
@@ -61,16 +71,18 @@ inline thread_local uint3 blockIdx{};
 inline thread_local dim3 blockDim{};
 inline thread_local dim3 gridDim{};
 
-// Waits until every thread of the block still running has reached a __syncthreads.
-void __syncthreads();
+// Waits until every thread of the block still running has reached this __syncthreads. `site`
+// tells the calls apart: threads at two different ones are a bug (block_scheduler.hpp).
+void __syncthreads(std::source_location site = std::source_location::current());
 
 namespace mlops::cuda_emulation {
 
 constexpr unsigned warp_size = 32;
 
 // Gives `bytes` of `value` to the warp, waits until every running lane of the warp has given its
-// own, and copies lane `source`'s (an index within the block) to `result`.
-void warp_exchange(const void* value, void* result, unsigned source, size_t bytes);
+// own at the same `site`, and copies lane `source`'s (an index within the block) to `result`.
+void warp_exchange(const void* value, void* result, unsigned source, size_t bytes, unsigned mask,
+                   const std::source_location& site);
 
 inline unsigned linear_thread_index()
 {
@@ -79,19 +91,21 @@ inline unsigned linear_thread_index()
 
 } // namespace mlops::cuda_emulation
 
-template <class T> T __shfl_xor_sync(unsigned /*mask: every running lane*/, T value, int lane_mask, int width = 32)
+template <class T>
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32,
+                  std::source_location site = std::source_location::current())
 {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 16);
   using mlops::cuda_emulation::warp_size;
   unsigned index = mlops::cuda_emulation::linear_thread_index();
   unsigned lane = index % warp_size;
   unsigned source = lane ^ static_cast<unsigned>(lane_mask);
-  // Outside the lane's segment of `width` lanes, a lane reads its own value (as on the GPU).
-  if (source / static_cast<unsigned>(width) != lane / static_cast<unsigned>(width)) {
+  // As on the GPU: a lane may read from an earlier segment of `width` lanes, not a later one.
+  if (source / static_cast<unsigned>(width) > lane / static_cast<unsigned>(width)) {
     source = lane;
   }
   T result;
-  mlops::cuda_emulation::warp_exchange(&value, &result, index - lane + source, sizeof(T));
+  mlops::cuda_emulation::warp_exchange(&value, &result, index - lane + source, sizeof(T), mask, site);
   return result;
 }
 
@@ -109,6 +123,19 @@ struct LaunchConfig
 // or threads that wait at different barriers, leave an error for cudaGetLastError, as a failed
 // launch does.
 void run_grid(const LaunchConfig& config, void (*thread)(void*), void* context);
+
+// Whether a pointer given to a kernel is null or points into device memory; false leaves the
+// error for cudaGetLastError (on a GPU the kernel would fault).
+bool check_pointer_argument(const void* pointer, size_t index);
+
+template <class T> bool check_argument(const T& value, size_t index)
+{
+  if constexpr (std::is_pointer_v<T>) {
+    return check_pointer_argument(value, index);
+  } else {
+    return true;
+  }
+}
 
 template <class... Args> struct PendingLaunch
 {
@@ -133,6 +160,7 @@ inline Launcher launch(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStrea
 
 // `kernel | launch(...)(arguments...)`: the arguments are converted to the kernel's parameter
 // types once, as a launch copies them, and every thread calls the kernel with its own copy.
+// Pointer arguments must point into device memory (pointers inside structs are not checked).
 template <class... Params, class... Args> void operator|(void (*kernel)(Params...), PendingLaunch<Args...>&& pending)
 {
   static_assert(sizeof...(Params) == sizeof...(Args), "the kernel takes another number of arguments");
@@ -142,6 +170,15 @@ template <class... Params, class... Args> void operator|(void (*kernel)(Params..
     std::tuple<std::decay_t<Params>...> parameters;
   };
   Call call{kernel, std::tuple<std::decay_t<Params>...>(std::move(pending.arguments))};
+  bool arguments_valid = std::apply(
+    [](const auto&... parameter) {
+      size_t index = 0;
+      return (check_argument(parameter, index++) && ...);
+    },
+    call.parameters);
+  if (!arguments_valid) {
+    return;
+  }
   run_grid(
     pending.config, [](void* context) {
       auto& the_call = *static_cast<Call*>(context);

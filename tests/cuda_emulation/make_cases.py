@@ -10,12 +10,12 @@ device's outputs against the CPU's.
 Needs python3-onnx and python3-numpy. Inputs come from a fixed seed, so every run writes the same
 cases.
 """
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 from onnx import TensorProto, checker, helper, numpy_helper, shape_inference
-from onnx.mapping import NP_TYPE_TO_TENSOR_TYPE
 
 OPSET = 13
 rng = np.random.default_rng(20261125)
@@ -42,7 +42,7 @@ def small_integers(dtype, low, high, *shape):
 
 
 def tensor_type(array):
-    return NP_TYPE_TO_TENSOR_TYPE[np.asarray(array).dtype]
+    return numpy_helper.from_array(np.asarray(array)).data_type
 
 
 def write_case(root, name, nodes, inputs, initializers=(), output_type=None, opset=OPSET, outputs=None):
@@ -77,6 +77,8 @@ def node(op, inputs, outputs=("y",), **attributes):
 
 def main(root):
     root = Path(root)
+    # Only this run's cases: one renamed or dropped must not keep running from an earlier run.
+    shutil.rmtree(root, ignore_errors=True)
     # Softmax family: rows over 1024 take a whole block (block reduction with __syncthreads);
     # a middle axis walks columns.
     write_case(root, "softmax_long_rows", [node("Softmax", ["x"], axis=-1)], {"x": floats(3, 2500)})

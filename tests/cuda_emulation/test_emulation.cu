@@ -118,6 +118,40 @@ __global__ void split_warp(float* out)
   }
 }
 
+// Lanes 0-15 return; lanes 16-31 then shuffle with lanes 0-15.
+__global__ void shuffle_from_returned(float* out)
+{
+  if (threadIdx.x < 16) {
+    return;
+  }
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, out[threadIdx.x], 16);
+}
+
+// Even and odd lanes shuffle at two different calls.
+__global__ void two_shuffles(float* out)
+{
+  float value = out[threadIdx.x];
+  if (threadIdx.x % 2 == 0) {
+    value = __shfl_xor_sync(0xffffffffu, value, 2);
+  } else {
+    value = __shfl_xor_sync(0xffffffffu, value, 2);
+  }
+  out[threadIdx.x] = value;
+}
+
+__global__ void half_mask(float* out)
+{
+  out[threadIdx.x] = __shfl_xor_sync(0x0000ffffu, out[threadIdx.x], 1);
+}
+
+// Reads a neighbour's shared value without a barrier after the writes: a race on a GPU.
+__global__ void missing_barrier(int* out)
+{
+  __shared__ int seen[threads];
+  seen[threadIdx.x] = static_cast<int>(blockIdx.x * 1000 + threadIdx.x);
+  out[blockIdx.x * threads + threadIdx.x] = seen[(threadIdx.x + 1) % threads];
+}
+
 __global__ void mark(int* out)
 {
   out[0] = 1;
@@ -191,7 +225,9 @@ TEST_CASE("emulated kernels: a __syncthreads in divergent code fails the launch,
   auto text = last_error_text();
   CHECK(text.find("cudaErrorLaunchFailure") != std::string::npos);
   CHECK(text.find("different __syncthreads calls") != std::string::npos);
-  CHECK(cudaGetLastError() == cudaSuccess);  // read once, as CUDA's non-sticky errors
+  // Read once. (A GPU's launch failures are sticky: the emulation's are not, so that one failing
+  // case does not fail every case after it.)
+  CHECK(cudaGetLastError() == cudaSuccess);
 }
 
 TEST_CASE("emulated kernels: lanes stuck between a shuffle and a barrier fail the launch")
@@ -201,6 +237,46 @@ TEST_CASE("emulated kernels: lanes stuck between a shuffle and a barrier fail th
   auto text = last_error_text();
   CHECK(text.find("cudaErrorLaunchFailure") != std::string::npos);
   CHECK(text.find("128 at __syncthreads, 128 at a warp shuffle") != std::string::npos);
+}
+
+TEST_CASE("emulated kernels: shuffles that are undefined on a GPU fail the launch")
+{
+  DeviceBuffer<float> out(std::vector<float>(32, 1));
+  shuffle_from_returned<<<1, 32>>>(out.data());
+  CHECK(last_error_text().find("reads lane 0 of a warp, which has returned") != std::string::npos);
+  two_shuffles<<<1, 32>>>(out.data());
+  CHECK(last_error_text().find("wait at different shuffles") != std::string::npos);
+  half_mask<<<1, 32>>>(out.data());
+  CHECK(last_error_text().find("partial mask") != std::string::npos);
+}
+
+TEST_CASE("emulated kernels: a race between threads shows, as blocks run their threads in both orders")
+{
+  DeviceBuffer<int> out(std::vector<int>(2 * threads, -1));
+  missing_barrier<<<2, threads>>>(out.data());
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  auto result = out.read();
+  // Thread 5 of each block reads thread 6's slot: written before it in one block, after in the other.
+  bool block0_fresh = result[5] == 6;
+  bool block1_fresh = result[threads + 5] == 1006;
+  CHECK(block0_fresh != block1_fresh);
+}
+
+TEST_CASE("emulated kernels: pointers to host memory are refused, as a GPU would fault on them")
+{
+  std::vector<int> host(4, 0);
+  mark<<<1, 1>>>(host.data());
+  auto text = last_error_text();
+  CHECK(text.find("cudaErrorInvalidValue") != std::string::npos);
+  CHECK(text.find("kernel argument 0 points outside device memory") != std::string::npos);
+  CHECK(host[0] == 0);
+  DeviceBuffer<int> device(std::vector<int>(4, 0));
+  CHECK(cudaMemcpyAsync(host.data(), device.data(), 16, cudaMemcpyHostToDevice) == cudaErrorInvalidValue);
+  CHECK(cudaGetErrorString(cudaGetLastError()) == std::string("cudaMemcpyAsync of 16 bytes: a host-to-device copy needs host to device"));
+  CHECK(cudaMemcpyAsync(device.data(), host.data(), 20, cudaMemcpyHostToDevice) == cudaErrorInvalidValue);
+  cudaGetLastError();
+  CHECK(cudaMemsetAsync(host.data(), 0, 16) == cudaErrorInvalidValue);
+  cudaGetLastError();
 }
 
 TEST_CASE("emulated kernels: configurations a GPU refuses are refused, and nothing runs")

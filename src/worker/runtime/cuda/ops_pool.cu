@@ -106,7 +106,8 @@ __global__ void average_pool(const float* x, float* y, Index planes, SlidingWind
         }
       }
     }
-    // A window wholly in the padding (pads as large as the kernel) averages nothing: 0, as on the CPU.
+    // A window wholly in the padding (large pads, ceil_mode, dilations) averages nothing: 0, as on
+    // the CPU.
     Index divisor = count_include_pad ? padded : inside;
     y[i] = divisor > 0 ? sum / static_cast<float>(divisor) : 0.f;
   }
