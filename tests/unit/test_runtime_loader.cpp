@@ -5,6 +5,7 @@
 
 #include "mlops/core/error.hpp"
 #include "mlops/runtime/device.hpp"
+#include "mlops/runtime/executor.hpp"
 
 #include "expect_error.hpp"
 #include "temp_dir.hpp"
@@ -154,6 +155,28 @@ TEST_CASE("mlops::runtime::load_model refuses absurd sizes before allocating the
     CAPTURE(message);
     CHECK(mentions(message, "'W'"));
     CHECK(mentions(message, "16384 bytes"));
+  }
+}
+
+TEST_CASE("mlops::runtime::load_model survives Conv weights that do not fit the input")
+{
+  SUBCASE("weights of another rank than the input (libonnx's shape inference crashed on them)")
+  {
+    Executor executor(load_model(bad / "conv_weights_of_another_rank.onnx"), make_device("cpu", DeviceOptions{1}));
+    auto message = error_message(ExitCode::usage, [&] {
+      executor.run({{"x", HostTensor::zeros(ElementType::float32, {1, 5})},
+                    {"W", HostTensor::zeros(ElementType::float32, {1, 1, 3})}});
+    });
+    CAPTURE(message);
+    CHECK(mentions(message, "[1, 1, 3]"));
+    CHECK(mentions(message, "spatial dimensions"));
+  }
+  SUBCASE("weights whose shape only inference would know, without kernel_shape")
+  {
+    auto message = load_error(ExitCode::integrity, bad / "conv_weights_of_unknown_shape.onnx");
+    CAPTURE(message);
+    CHECK(mentions(message, "'W'"));
+    CHECK(mentions(message, "give kernel_shape"));
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -151,6 +152,68 @@ void refuse_degenerate_windows(const onnx::GraphProto& graph, const std::string&
                                     key, value, max_window, key == "kernel_shape" ? ", and the window at most 16M taps" : ""));
         }
       }
+    }
+  }
+}
+
+// The shape of `value` when it is known before inference: an initializer's, or a graph input's or
+// value_info's with every dimension fixed.
+std::optional<std::vector<std::int64_t>> static_shape(const onnx::GraphProto& graph, const std::string& value)
+{
+  for (const auto& initializer : graph.initializer()) {
+    if (initializer.name() == value) {
+      return std::vector<std::int64_t>(initializer.dims().begin(), initializer.dims().end());
+    }
+  }
+  auto declared = [&](const auto& infos) -> std::optional<std::vector<std::int64_t>> {
+    for (const auto& info : infos) {
+      if (info.name() != value || !info.type().tensor_type().has_shape()) {
+        continue;
+      }
+      std::vector<std::int64_t> dims;
+      for (const auto& dim : info.type().tensor_type().shape().dim()) {
+        if (!dim.has_dim_value()) {
+          return std::nullopt;
+        }
+        dims.push_back(dim.dim_value());
+      }
+      return dims;
+    }
+    return std::nullopt;
+  };
+  if (auto shape = declared(graph.input())) {
+    return shape;
+  }
+  return declared(graph.value_info());
+}
+
+// A Conv without kernel_shape takes it from W's shape, and libonnx's shape inference then indexes
+// its per-axis vectors (sized by X's rank) with W's rank unchecked: a W of another rank reads out
+// of bounds (SIGSEGV, found by fuzzing). So the loader writes kernel_shape from W's static shape,
+// which inference then checks against X's rank, and refuses a Conv whose W has none.
+void complete_conv_kernel_shapes(onnx::GraphProto& graph, const std::string& name)
+{
+  for (auto& node : *graph.mutable_node()) {
+    bool has_kernel_shape = std::any_of(node.attribute().begin(), node.attribute().end(),
+                                        [](const auto& attribute) { return attribute.name() == "kernel_shape"; });
+    if (node.op_type() != "Conv" || has_kernel_shape || node.input_size() < 2) {
+      continue;
+    }
+    auto w_shape = static_shape(graph, node.input(1));
+    if (!w_shape) {
+      invalid(name, fmt::format("Conv '{}' has no kernel_shape, and its weights '{}' have no shape known before "
+                                "inference (an initializer's or a declared one): give kernel_shape",
+                                node.name(), node.input(1)));
+    }
+    if (w_shape->size() < 3) {
+      invalid(name, fmt::format("Conv '{}' has weights '{}' of shape [{}]: they need at least 3 dimensions (M, C/group, "
+                                "kernel...)", node.name(), node.input(1), fmt::join(*w_shape, ", ")));
+    }
+    auto* attribute = node.add_attribute();
+    attribute->set_name("kernel_shape");
+    attribute->set_type(onnx::AttributeProto::INTS);
+    for (size_t i = 2; i < w_shape->size(); ++i) {
+      attribute->add_ints((*w_shape)[i]);
     }
   }
 }
@@ -320,6 +383,7 @@ std::shared_ptr<const Graph> load_model_bytes(const std::string& bytes, const st
   refuse_unsupported_operators(model, name, opset, operators);
   sort_nodes(*model.mutable_graph(), name);
   inline_external_data(model, folder, limit_bytes_of(options), name);
+  complete_conv_kernel_shapes(*model.mutable_graph(), name);
   refuse_degenerate_windows(model.graph(), name);
   try {
     onnx::checker::check_model(model);
