@@ -56,6 +56,9 @@ struct HostTensor
   // Zero-filled; throws Error(usage) when the size overflows.
   static HostTensor zeros(ElementType type, Shape shape);
   template <class T> static HostTensor from(ElementType type, Shape shape, const std::vector<T>& values);
+  // A copy of `raw`, the tensor's bytes as stored (ONNX's raw_data, a request's binary data);
+  // bytes beyond raw's end stay zero.
+  static HostTensor from_bytes(ElementType type, Shape shape, std::string_view raw);
 
   std::int64_t count() const { return element_count(shape); }
   template <class T> T* data() { return reinterpret_cast<T*>(bytes.data()); }

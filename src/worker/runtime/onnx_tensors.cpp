@@ -8,7 +8,6 @@
 #include <fmt/std.h>
 
 #include <algorithm>
-#include <cstring>
 #include <fstream>
 
 namespace mlops::runtime {
@@ -140,11 +139,7 @@ HostTensor tensor_from_proto(const onnx::TensorProto& proto, const fs::path& fol
     if (static_cast<std::int64_t>(raw.size()) != expected) {
       invalid(what, fmt::format("holds {} bytes of data, its shape {} needs {}", raw.size(), shape_text(shape), expected));
     }
-    HostTensor tensor = HostTensor::zeros(type, shape);
-    if (!raw.empty()) {  // an empty tensor's buffer may be null, which memcpy must not be given
-      std::memcpy(tensor.bytes.data(), raw.data(), raw.size());
-    }
-    return tensor;
+    return HostTensor::from_bytes(type, shape, raw);
   }
   if (typed_count(proto, type) != count) {
     invalid(what, fmt::format("has {} values for the shape {}", typed_count(proto, type), shape_text(shape)));

@@ -70,6 +70,15 @@ HostTensor HostTensor::zeros(ElementType type, Shape shape)
   return tensor;
 }
 
+HostTensor HostTensor::from_bytes(ElementType type, Shape shape, std::string_view raw)
+{
+  HostTensor tensor = zeros(type, std::move(shape));
+  // std::copy_n, not memcpy: an empty tensor's buffer may be null, which memcpy must not be given.
+  std::copy_n(reinterpret_cast<const std::byte*>(raw.data()), std::min(tensor.bytes.size(), raw.size()),
+              tensor.bytes.begin());
+  return tensor;
+}
+
 std::vector<std::int64_t> HostTensor::as_int64s() const
 {
   std::vector<std::int64_t> values(static_cast<size_t>(count()));

@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstring>
 
 namespace mlops::worker {
 
@@ -47,10 +46,8 @@ runtime::NamedTensor binary_tensor(const nlohmann::json& document, const std::st
     throw Error(ExitCode::usage, fmt::format("{}: the body ends {} bytes before this tensor's binary data does", what,
                                              bytes - binary.size()));
   }
-  runtime::NamedTensor tensor{header.name, runtime::HostTensor::zeros(header.type, header.shape)};
-  if (bytes > 0) {  // an empty tensor's buffer may be null, which memcpy must not be given
-    std::memcpy(tensor.tensor.bytes.data(), binary.data(), bytes);
-  }
+  runtime::NamedTensor tensor{header.name, runtime::HostTensor::from_bytes(header.type, header.shape,
+                                                                           binary.substr(0, bytes))};
   binary.remove_prefix(bytes);
   return tensor;
 }
